@@ -1,0 +1,147 @@
+"""Administration: departments, users, CSV import, password policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from chat import accounts
+from chat.http.deps import CurrentUser, ServicesDep
+from chat.http.schemas import (
+    DepartmentIn,
+    DepartmentPatch,
+    PasswordIn,
+    PasswordPolicyIn,
+    UserIn,
+    UserPatch,
+)
+from chat.http.views import department_view, user_view
+from chat.permissions import require_admin
+from chat.settings import CSV_IMPORT_MAX_BYTES
+from chat.user_import import csv_too_large, import_users
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+@router.get("/departments")
+async def list_departments(principal: CurrentUser, services: ServicesDep) -> Any:
+    # Every member may read the directory's departments.
+    async with services.unit() as uow:
+        depts = await accounts.list_departments(uow, principal.org_id)
+    return {"departments": [department_view(d) for d in depts]}
+
+
+@router.post("/departments", status_code=201)
+async def create_department(
+    body: DepartmentIn, principal: CurrentUser, services: ServicesDep
+) -> Any:
+    require_admin(principal)
+    async with services.unit() as uow:
+        dept = await accounts.create_department(
+            uow, principal.org_id, body.name, parent_id=body.parent_id, code=body.code
+        )
+    return department_view(dept)
+
+
+@router.patch("/departments/{department_id}")
+async def rename_department(
+    department_id: int, body: DepartmentPatch, principal: CurrentUser, services: ServicesDep
+) -> Any:
+    require_admin(principal)
+    async with services.unit() as uow:
+        dept = await accounts.rename_department(uow, principal.org_id, department_id, body.name)
+    return department_view(dept)
+
+
+@router.get("/users")
+async def list_users(
+    principal: CurrentUser, services: ServicesDep, include_inactive: bool = False
+) -> Any:
+    if include_inactive:
+        require_admin(principal)
+    async with services.unit() as uow:
+        users = await accounts.list_users(uow, principal.org_id, include_inactive=include_inactive)
+    return {"users": [user_view(u) for u in users]}
+
+
+@router.post("/users", status_code=201)
+async def create_user(body: UserIn, principal: CurrentUser, services: ServicesDep) -> Any:
+    require_admin(principal)
+    async with services.unit() as uow:
+        user = await accounts.create_user(
+            uow, principal.org_id, accounts.UserInput(**body.model_dump())
+        )
+    return user_view(user)
+
+
+@router.patch("/users/{user_id}")
+async def update_user(
+    user_id: int, body: UserPatch, principal: CurrentUser, services: ServicesDep
+) -> Any:
+    require_admin(principal)
+    async with services.unit() as uow:
+        user = await accounts.update_user(
+            uow, principal.org_id, user_id, body.model_dump(exclude_unset=True)
+        )
+    return user_view(user)
+
+
+@router.post("/users/{user_id}/password")
+async def set_password(
+    user_id: int, body: PasswordIn, principal: CurrentUser, services: ServicesDep
+) -> Any:
+    if principal.user_id != user_id:
+        require_admin(principal)
+    async with services.unit() as uow:
+        await accounts.set_password(uow, principal.org_id, user_id, body.password)
+    return {"ok": True}
+
+
+@router.post("/users/{user_id}/deactivate")
+async def deactivate_user(user_id: int, principal: CurrentUser, services: ServicesDep) -> Any:
+    require_admin(principal)
+    async with services.unit() as uow:
+        user = await accounts.deactivate_user(uow, principal.org_id, user_id)
+    return user_view(user)
+
+
+@router.post("/users/{user_id}/reactivate")
+async def reactivate_user(user_id: int, principal: CurrentUser, services: ServicesDep) -> Any:
+    require_admin(principal)
+    async with services.unit() as uow:
+        user = await accounts.reactivate_user(uow, principal.org_id, user_id)
+    return user_view(user)
+
+
+@router.post(
+    "/users/import",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}
+    },
+)
+async def import_users_csv(request: Request, principal: CurrentUser, services: ServicesDep) -> Any:
+    """The request body is the CSV file itself (UTF-8, UTF-8 with BOM or Shift_JIS)."""
+    require_admin(principal)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > CSV_IMPORT_MAX_BYTES:
+            raise csv_too_large()
+        chunks.append(chunk)
+    async with services.unit() as uow:
+        created = await import_users(uow, principal.org_id, b"".join(chunks))
+    return {"created": created}
+
+
+@router.put("/password-policy")
+async def password_policy(
+    body: PasswordPolicyIn, principal: CurrentUser, services: ServicesDep
+) -> Any:
+    require_admin(principal)
+    async with services.unit() as uow:
+        org = await accounts.update_password_policy(
+            uow, principal.org_id, min_length=body.min_length, min_classes=body.min_classes
+        )
+    return {"min_length": org.password_min_length, "min_classes": org.password_min_classes}

@@ -1,0 +1,101 @@
+"""Request bodies.  Pydantic checks shapes; the domain checks meaning."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(Strict):
+    login_id: str = Field(max_length=64)
+    password: str = Field(max_length=256)
+
+
+class PasswordIn(Strict):
+    password: str = Field(max_length=256)
+
+
+class DepartmentIn(Strict):
+    name: str = Field(max_length=200)
+    parent_id: int | None = None
+    code: str | None = Field(default=None, max_length=64)
+
+
+class DepartmentPatch(Strict):
+    name: str = Field(max_length=200)
+
+
+class UserIn(Strict):
+    login_id: str = Field(max_length=64)
+    display_name: str = Field(max_length=100)
+    kana: str = Field(default="", max_length=100)
+    department_id: int | None = None
+    title: str = Field(default="", max_length=100)
+    email: str = Field(default="", max_length=254)
+    role: Literal["admin", "supervisor", "member"] = "member"
+    password: str | None = Field(default=None, max_length=256)
+
+
+class UserPatch(Strict):
+    display_name: str | None = Field(default=None, max_length=100)
+    kana: str | None = Field(default=None, max_length=100)
+    department_id: int | None = None
+    title: str | None = Field(default=None, max_length=100)
+    email: str | None = Field(default=None, max_length=254)
+    role: Literal["admin", "supervisor", "member"] | None = None
+
+
+class PasswordPolicyIn(Strict):
+    min_length: int
+    min_classes: int
+
+
+class DirectIn(Strict):
+    user_id: int
+
+
+class GroupIn(Strict):
+    name: str = Field(max_length=200)
+    member_ids: list[int] = Field(default_factory=list, max_length=5000)
+
+
+class RoomPatch(Strict):
+    name: str | None = Field(default=None, max_length=200)
+    archived: bool | None = None
+
+
+class MembersIn(Strict):
+    user_ids: list[int] = Field(min_length=1, max_length=5000)
+
+
+class BulkRoomsIn(Strict):
+    action: Literal["leave", "archive"]
+    room_ids: list[int] = Field(min_length=1, max_length=1000)
+
+
+class MessageIn(Strict):
+    client_id: str = Field(max_length=64)
+    body: str = Field(max_length=20_000)
+    reply_to_id: int | None = None
+
+
+class MessagePatch(Strict):
+    body: str = Field(max_length=20_000)
+
+
+class ReadIn(Strict):
+    seq: int = Field(ge=0)
+
+
+class SearchQuery(Strict):
+    q: str
+    room_id: int | None = None
+    sender_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None

@@ -1,0 +1,363 @@
+"""Live connections of this app process and the fan-out of room events to them.
+
+One consumer task reads the broker in order.  Each event's frame was encoded once by its
+publisher and is handed as the same string to every local member's bounded send queue — no
+task and no encoding per recipient.  A connection whose queue is full is dropped with
+``WS_CLOSE_SLOW_CONSUMER`` and resumes on reconnect; it never slows the room.
+
+Ordering and completeness: the hub remembers the last sequence it fanned out per room; a
+jump (pub/sub lost something, Redis restarted) is filled from the database's event log
+before the newer event goes out.  A connection that subscribes buffers live events while it
+replays what it missed, then flushes the buffer past what it has delivered: nothing lost,
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chat.broker import Broker
+from chat.db import Database
+from chat.errors import WS_CLOSE_REVOKED, WS_CLOSE_SLOW_CONSUMER
+from chat.models import Event, Room, RoomMember
+from chat.settings import RESUME_BUFFER_MAX, SEND_QUEUE_MAX
+from chat.unit import event_frame
+
+log = logging.getLogger(__name__)
+
+RESYNC_INTERVAL_S = 2.0
+REPLAY_BATCH = 500
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connections = Gauge(
+            "kakehashi_ws_connections", "Open websocket connections", registry=self.registry
+        )
+        self.delivered = Counter(
+            "kakehashi_events_delivered",
+            "Event frames queued to websocket connections",
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "kakehashi_slow_clients_dropped",
+            "Connections closed because their send queue overflowed",
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "kakehashi_event_delivery_seconds",
+            "From an event's commit time to its fan-out to local connections",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "kakehashi_http_request_seconds",
+            "HTTP request latency",
+            ["method", "status"],
+            registry=self.registry,
+        )
+
+
+class Connection:
+    """One websocket's delivery state.  The transport owns the socket and the tasks; the hub
+    only ever calls :meth:`offer` and :meth:`abort`, neither of which blocks."""
+
+    def __init__(self, user_id: int, session_id: int) -> None:
+        self.user_id = user_id
+        self.session_id = session_id
+        self.queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_MAX)
+        self.delivered: dict[int, int] = {}  # room -> last seq queued
+        self.syncing: dict[int, list[tuple[int, str]]] = {}
+        self.closed = asyncio.Event()
+        self.close_code = 1000
+        self.close_reason = ""
+
+    def abort(self, code: int, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.closed.set()
+
+    def push(self, frame: str) -> bool:
+        """Queue a frame; on overflow the connection is dropped (it resumes later)."""
+        if self.closed.is_set():
+            return False
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.abort(WS_CLOSE_SLOW_CONSUMER, "slow_consumer")
+            return False
+        return True
+
+    def offer(self, room_id: int, seq: int, frame: str) -> bool:
+        buffer = self.syncing.get(room_id)
+        if buffer is not None:
+            if len(buffer) >= RESUME_BUFFER_MAX:
+                self.abort(WS_CLOSE_SLOW_CONSUMER, "slow_consumer")
+                return False
+            buffer.append((seq, frame))
+            return False
+        last = self.delivered.get(room_id)
+        if last is None or seq <= last:
+            return False
+        self.delivered[room_id] = seq
+        return self.push(frame)
+
+
+class Hub:
+    def __init__(self, db: Database, broker: Broker, metrics: Metrics, *, resync: bool) -> None:
+        self.db = db
+        self.broker = broker
+        self.metrics = metrics
+        self.rooms: dict[int, set[Connection]] = {}
+        self.room_seq: dict[int, int] = {}
+        self.by_user: dict[int, set[Connection]] = {}
+        self.by_session: dict[int, set[Connection]] = {}
+        self._resync_periodically = resync
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()  # serialises fan-out with gap filling
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        ready = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._consume(ready), name="hub-consume"))
+        if self._resync_periodically:
+            self._tasks.append(asyncio.create_task(self._resync_loop(), name="hub-resync"))
+        await ready.wait()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for conns in list(self.by_session.values()):
+            for conn in conns:
+                conn.abort(1001, "server_shutdown")
+
+    # -- registration ------------------------------------------------------------------------
+    def register(self, conn: Connection) -> None:
+        self.by_user.setdefault(conn.user_id, set()).add(conn)
+        self.by_session.setdefault(conn.session_id, set()).add(conn)
+        self.metrics.connections.inc()
+
+    def unregister(self, conn: Connection) -> None:
+        for room_id in list(conn.delivered) + list(conn.syncing):
+            self._leave(conn, room_id)
+        for index, key in ((self.by_user, conn.user_id), (self.by_session, conn.session_id)):
+            conns = index.get(key)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del index[key]
+        self.metrics.connections.dec()
+
+    def _leave(self, conn: Connection, room_id: int) -> None:
+        conn.delivered.pop(room_id, None)
+        conn.syncing.pop(room_id, None)
+        members = self.rooms.get(room_id)
+        if members is not None:
+            members.discard(conn)
+            if not members:
+                del self.rooms[room_id]
+                self.room_seq.pop(room_id, None)
+
+    async def subscribe(self, conn: Connection, since: dict[int, int]) -> dict[int, int]:
+        """Subscribe ``conn`` to all its rooms.  Rooms in ``since`` replay every event after
+        the given sequence; others start live at their current sequence.  Live events that
+        arrive meanwhile wait in the connection's buffer.  Returns ``{room_id: seq}``."""
+        async with self.db.sessions() as s:
+            rooms = await _member_room_seqs(s, conn.user_id)
+        for room_id, last_seq in rooms.items():
+            conn.syncing[room_id] = []
+            self.rooms.setdefault(room_id, set()).add(conn)
+            self.room_seq.setdefault(room_id, last_seq)
+        for room_id, last_seq in rooms.items():
+            start = since.get(room_id)
+            if start is None or start >= last_seq:
+                self._finish_sync(conn, room_id, last_seq if start is None else start)
+            else:
+                await self.replay(conn, room_id, start)
+        return dict(conn.delivered)
+
+    async def replay(self, conn: Connection, room_id: int, after: int) -> None:
+        """Queue the room's events after ``after`` from the database, then go live."""
+        conn.syncing.setdefault(room_id, [])
+        delivered = after
+        while not conn.closed.is_set():
+            async with self.db.sessions() as s:
+                events = await _events_after(s, room_id, delivered, REPLAY_BATCH)
+            for event in events:
+                # Replay waits for queue room instead of dropping: it is the client's own pace.
+                await _put_waiting(conn, event_frame(event))
+                delivered = event.seq
+            if len(events) < REPLAY_BATCH:
+                break
+        self._finish_sync(conn, room_id, delivered)
+
+    def _finish_sync(self, conn: Connection, room_id: int, delivered: int) -> None:
+        buffered = conn.syncing.pop(room_id, [])
+        conn.delivered[room_id] = delivered
+        for seq, frame in buffered:
+            conn.offer(room_id, seq, frame)
+
+    # -- control -----------------------------------------------------------------------------
+    def close_sessions(self, session_ids: Iterable[int], code: int, reason: str) -> None:
+        for session_id in session_ids:
+            for conn in list(self.by_session.get(session_id, ())):
+                conn.abort(code, reason)
+
+    # -- the consumer --------------------------------------------------------------------------
+    async def _consume(self, ready: asyncio.Event) -> None:
+        stream = self.broker.subscribe()
+        first = asyncio.ensure_future(anext(stream))  # subscribed once the generator started
+        await asyncio.sleep(0)
+        ready.set()
+        message = await first
+        while True:
+            try:
+                await self._handle(message)
+            except Exception:
+                log.exception("hub failed to handle a broker message")
+            message = await anext(stream)
+
+    async def _handle(self, message: str | None) -> None:
+        if message is None:
+            await self.resync_all()
+            return
+        head, _, body = message.partition("\n")
+        if head == "C":
+            control = json.loads(body)
+            if control.get("op") == "revoke_sessions":
+                self.close_sessions(control["session_ids"], WS_CLOSE_REVOKED, "session_revoked")
+            return
+        _, room_s, seq_s, event_type = head.split(" ", 3)
+        room_id, seq = int(room_s), int(seq_s)
+        async with self._lock:
+            await self._fan_out(room_id, seq, event_type, body)
+
+    async def _fan_out(self, room_id: int, seq: int, event_type: str, frame: str) -> None:
+        if event_type == "member.added":
+            self._attach_new_member(room_id, seq, frame)
+        known = self.room_seq.get(room_id)
+        if known is None or room_id not in self.rooms:
+            return
+        if seq <= known:
+            return
+        if seq > known + 1:
+            await self._fill_gap(room_id, known, seq)
+        self._deliver(room_id, seq, frame)
+        if event_type == "member.removed":
+            user_id = json.loads(frame)["data"]["user_id"]
+            for conn in list(self.by_user.get(user_id, ())):
+                self._leave(conn, room_id)
+
+    def _deliver(self, room_id: int, seq: int, frame: str) -> None:
+        self.room_seq[room_id] = seq
+        conns = self.rooms.get(room_id, ())
+        delivered = 0
+        for conn in tuple(conns):
+            if conn.offer(room_id, seq, frame):
+                delivered += 1
+            elif conn.closed.is_set() and conn.close_code == WS_CLOSE_SLOW_CONSUMER:
+                self.metrics.dropped.inc()
+        self.metrics.delivered.inc(delivered)
+        at = _frame_time(frame)
+        if at is not None:
+            self.metrics.latency.observe(max(0.0, time.time() - at))
+
+    def _attach_new_member(self, room_id: int, seq: int, frame: str) -> None:
+        user_id = json.loads(frame)["data"]["user"]["id"]
+        conns = self.by_user.get(user_id)
+        if not conns:
+            return
+        members = self.rooms.setdefault(room_id, set())
+        self.room_seq.setdefault(room_id, seq - 1)
+        for conn in conns:
+            if room_id not in conn.delivered and room_id not in conn.syncing:
+                conn.delivered[room_id] = seq - 1
+                members.add(conn)
+
+    async def _fill_gap(self, room_id: int, known: int, upto: int) -> None:
+        async with self.db.sessions() as s:
+            events = await _events_between(s, room_id, known, upto)
+        for event in events:
+            self._deliver(room_id, event.seq, event_frame(event))
+
+    async def resync_all(self) -> None:
+        """Catch up every room with local subscribers from the database (after a broker
+        reconnect, or periodically when pub/sub may have dropped something)."""
+        if not self.rooms:
+            return
+        async with self.db.sessions() as s:
+            rows = await s.execute(
+                select(Room.id, Room.last_seq).where(Room.id.in_(list(self.rooms)))
+            )
+            latest = {k: v for k, v in rows.all()}
+        for room_id, last_seq in latest.items():
+            async with self._lock:
+                known = self.room_seq.get(room_id)
+                if known is not None and last_seq > known:
+                    await self._fill_gap(room_id, known, last_seq + 1)
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_INTERVAL_S)
+            try:
+                await self.resync_all()
+            except Exception:
+                log.exception("periodic resync failed")
+
+
+async def _put_waiting(conn: Connection, frame: str) -> None:
+    while not conn.closed.is_set():
+        try:
+            conn.queue.put_nowait(frame)
+            return
+        except asyncio.QueueFull:
+            await asyncio.sleep(0.01)
+
+
+def _frame_time(frame: str) -> float | None:
+    marker = frame.rfind('"at":"')
+    if marker < 0:
+        return None
+    try:
+        return datetime.fromisoformat(frame[marker + 6 : frame.index('"', marker + 6)]).timestamp()
+    except ValueError:
+        return None
+
+
+async def _member_room_seqs(s: AsyncSession, user_id: int) -> dict[int, int]:
+    rows = await s.execute(
+        select(Room.id, Room.last_seq)
+        .join(RoomMember, RoomMember.room_id == Room.id)
+        .where(RoomMember.user_id == user_id)
+    )
+    return {k: v for k, v in rows.all()}
+
+
+async def _events_after(s: AsyncSession, room_id: int, after: int, limit: int) -> list[Event]:
+    rows = await s.execute(
+        select(Event)
+        .where(Event.room_id == room_id, Event.seq > after)
+        .order_by(Event.seq)
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def _events_between(s: AsyncSession, room_id: int, after: int, before: int) -> list[Event]:
+    rows = await s.execute(
+        select(Event)
+        .where(Event.room_id == room_id, Event.seq > after, Event.seq < before)
+        .order_by(Event.seq)
+    )
+    return list(rows.scalars())

@@ -1,0 +1,94 @@
+"""Unit of work: one transaction plus the events to publish once it has committed.
+
+Domain ``do_*`` functions write through ``uow.session`` and call :func:`append_event` /
+``uow.control``; nothing reaches a websocket unless the transaction commits, so nothing
+half-written is ever visible.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chat.models import Event, Room, utcnow
+
+if TYPE_CHECKING:
+    from chat.broker import Broker
+    from chat.db import Database
+
+
+@dataclass
+class Unit:
+    session: AsyncSession
+    pending: list[str] = field(default_factory=list)
+
+    def control(self, op: str, **data: Any) -> None:
+        self.pending.append(encode_control(op, data))
+
+
+def event_frame(event: Event) -> str:
+    """The event as the websocket frame every recipient receives."""
+    return json.dumps(
+        {
+            "type": "event",
+            "room_id": event.room_id,
+            "seq": event.seq,
+            "event": event.type,
+            "data": event.payload,
+            "at": event.created_at.isoformat(),
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def encode_event(event: Event) -> str:
+    """The broker envelope ``"E <room> <seq> <type>\\n<frame>"``: the frame is encoded once here
+    and sent as is to every recipient."""
+    return f"E {event.room_id} {event.seq} {event.type}\n{event_frame(event)}"
+
+
+def encode_control(op: str, data: dict[str, Any]) -> str:
+    return "C\n" + json.dumps({"op": op, **data}, separators=(",", ":"))
+
+
+async def next_seq(uow: Unit, room_id: int) -> int:
+    """The room's next sequence number.  The UPDATE holds the room's row lock (PostgreSQL) or
+    the write lock (SQLite) until commit, so a later number is never visible before an
+    earlier one: a gap seen by a reader is always fillable from the database."""
+    return (
+        await uow.session.execute(
+            update(Room)
+            .where(Room.id == room_id)
+            .values(last_seq=Room.last_seq + 1, last_activity_at=utcnow())
+            .returning(Room.last_seq)
+        )
+    ).scalar_one()
+
+
+def record_event(uow: Unit, room_id: int, seq: int, type_: str, payload: dict[str, Any]) -> Event:
+    """Record the event in the room's log; it is published after commit."""
+    event = Event(room_id=room_id, seq=seq, type=type_, payload=payload, created_at=utcnow())
+    uow.session.add(event)
+    uow.pending.append(encode_event(event))
+    return event
+
+
+async def append_event(uow: Unit, room_id: int, type_: str, payload: dict[str, Any]) -> Event:
+    return record_event(uow, room_id, await next_seq(uow, room_id), type_, payload)
+
+
+@asynccontextmanager
+async def unit_of_work(db: Database, broker: Broker) -> AsyncIterator[Unit]:
+    async with db.sessions() as session:
+        async with session.begin():
+            uow = Unit(session)
+            yield uow
+        for message in uow.pending:
+            await broker.publish(message)

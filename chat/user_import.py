@@ -1,0 +1,213 @@
+"""CSV bulk import of users, accepting what Excel writes: UTF-8, UTF-8 with BOM, Shift_JIS
+(CP932).  All or nothing: a file with any bad row imports nothing and every bad row is
+reported by line and column."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from chat.accounts import UserInput, create_user, generate_password, user_field_errors
+from chat.errors import BadRequest, TooLarge
+from chat.models import Department, Organisation, User
+from chat.passwords import check_password_policy
+from chat.settings import CSV_IMPORT_MAX_BYTES, CSV_IMPORT_MAX_ROWS
+from chat.unit import Unit
+
+# Column names as exported by hand-made Excel sheets (Japanese) or by the API (English).
+HEADER_ALIASES: dict[str, str] = {
+    "login_id": "login_id",
+    "ログインid": "login_id",
+    "ログインＩＤ": "login_id",
+    "display_name": "display_name",
+    "氏名": "display_name",
+    "表示名": "display_name",
+    "kana": "kana",
+    "ふりがな": "kana",
+    "フリガナ": "kana",
+    "カナ": "kana",
+    "department": "department",
+    "所属": "department",
+    "部署": "department",
+    "title": "title",
+    "役職": "title",
+    "email": "email",
+    "メール": "email",
+    "メールアドレス": "email",
+    "role": "role",
+    "権限": "role",
+    "password": "password",
+    "パスワード": "password",
+}
+ROLE_ALIASES = {"管理者": "admin", "所属長": "supervisor", "監督者": "supervisor", "一般": "member"}
+REQUIRED = ("login_id", "display_name")
+
+
+@dataclass
+class RowError:
+    line: int
+    column: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "column": self.column, "message": self.message}
+
+
+def csv_too_large() -> TooLarge:
+    return TooLarge(
+        f"CSVファイルは{CSV_IMPORT_MAX_BYTES // (1024 * 1024)} MiB以内にしてください。",
+        f"The CSV file may be at most {CSV_IMPORT_MAX_BYTES // (1024 * 1024)} MiB.",
+    )
+
+
+def decode_csv(untrusted: bytes) -> str:
+    if len(untrusted) > CSV_IMPORT_MAX_BYTES:
+        raise csv_too_large()
+    if untrusted.startswith(b"\xef\xbb\xbf"):
+        return untrusted[3:].decode("utf-8", errors="strict")
+    try:
+        return untrusted.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return untrusted.decode("cp932")
+    except UnicodeDecodeError:
+        raise BadRequest(
+            "CSVの文字コードを判別できません。UTF-8 または Shift_JIS で保存してください。",
+            "Cannot read the CSV: save it as UTF-8 or Shift_JIS.",
+            code="csv_invalid",
+        ) from None
+
+
+def _csv_error(errors: list[RowError]) -> BadRequest:
+    return BadRequest(
+        f"CSVに{len(errors)}件の誤りがあるため、1件も登録していません。",
+        f"The CSV has {len(errors)} error(s); nothing was imported.",
+        code="csv_invalid",
+        details={"errors": [e.to_dict() for e in errors]},
+    )
+
+
+async def _department_index(uow: Unit, org_id: int) -> dict[str, int]:
+    """Departments by code and by full path (``総務部/情報管理課``) and by unique name."""
+    depts = list(
+        (await uow.session.execute(select(Department).where(Department.org_id == org_id)))
+        .scalars()
+        .all()
+    )
+    by_id = {d.id: d for d in depts}
+    index: dict[str, int] = {}
+    names: dict[str, list[int]] = {}
+    for d in depts:
+        parts, node = [], d
+        while node is not None:
+            parts.append(node.name)
+            node = by_id.get(node.parent_id) if node.parent_id else None  # type: ignore[assignment]
+        index["/".join(reversed(parts))] = d.id
+        names.setdefault(d.name, []).append(d.id)
+        if d.code:
+            index[d.code] = d.id
+    for name, ids in names.items():
+        if len(ids) == 1:
+            index.setdefault(name, ids[0])
+    return index
+
+
+async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[str, Any]]:
+    """Create every user of the file or none; returns the created users with any one-time
+    passwords generated for rows that had none."""
+    text = decode_csv(untrusted)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise BadRequest("CSVが空です。", "The CSV is empty.", code="csv_invalid") from None
+    except csv.Error as exc:
+        raise _csv_error([RowError(1, "", f"CSV syntax: {exc}")]) from None
+    columns: list[str | None] = [
+        HEADER_ALIASES.get(h.strip().lower()) or HEADER_ALIASES.get(h.strip()) for h in header
+    ]
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise _csv_error([RowError(1, c, "required column is missing") for c in missing])
+    org = await uow.session.get(Organisation, org_id)
+    assert org is not None
+    departments = await _department_index(uow, org_id)
+    existing = {
+        login.lower()
+        for login in (await uow.session.execute(select(func.lower(User.login_id)))).scalars()
+    }
+    errors: list[RowError] = []
+    rows: list[tuple[UserInput, bool]] = []
+    seen: dict[str, int] = {}
+    line = 1
+    try:
+        for record in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(rows) >= CSV_IMPORT_MAX_ROWS:
+                errors.append(RowError(line, "", f"more than {CSV_IMPORT_MAX_ROWS} rows"))
+                break
+            if len(record) > len(columns):
+                errors.append(RowError(line, "", "more cells than header columns"))
+                continue
+            cells: dict[str, str] = {}
+            for name, value in zip(columns, record, strict=False):
+                if name is not None:
+                    cells[name] = value.strip()
+            role = cells.get("role") or "member"
+            data = UserInput(
+                login_id=cells.get("login_id", ""),
+                display_name=cells.get("display_name", ""),
+                kana=cells.get("kana", ""),
+                title=cells.get("title", ""),
+                email=cells.get("email", ""),
+                role=ROLE_ALIASES.get(role, role),
+                password=cells.get("password") or None,
+            )
+            row_errors = [RowError(line, k, v) for k, v in user_field_errors(data).items()]
+            dept = cells.get("department", "")
+            if dept:
+                if dept not in departments:
+                    row_errors.append(RowError(line, "department", f"unknown department {dept!r}"))
+                else:
+                    data.department_id = departments[dept]
+            key = data.login_id.lower()
+            if key in existing:
+                row_errors.append(RowError(line, "login_id", "already exists"))
+            elif key in seen:
+                row_errors.append(
+                    RowError(line, "login_id", f"duplicate of line {seen[key]} in this file")
+                )
+            seen.setdefault(key, line)
+            if data.password is not None:
+                try:
+                    check_password_policy(org, data.password)
+                except BadRequest as exc:
+                    row_errors.append(RowError(line, "password", exc.message_en))
+            errors.extend(row_errors)
+            rows.append((data, data.password is None))
+    except csv.Error as exc:
+        errors.append(RowError(line + 1, "", f"CSV syntax: {exc}"))
+    if errors:
+        raise _csv_error(errors)
+    if not rows:
+        raise BadRequest("CSVに行がありません。", "The CSV has no rows.", code="csv_invalid")
+    created = []
+    for data, generated in rows:
+        if generated:
+            data.password = generate_password()
+        user = await create_user(uow, org_id, data)
+        created.append(
+            {
+                "id": user.id,
+                "login_id": user.login_id,
+                "initial_password": data.password if generated else None,
+            }
+        )
+    return created

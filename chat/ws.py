@@ -1,0 +1,219 @@
+"""The websocket endpoint: authenticate, subscribe, then three owned tasks per connection —
+reader, writer, heartbeat — until one ends.  Frames are parsed by :mod:`chat.protocol`;
+decisions are made by the domain modules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from chat import messages, receipts
+from chat.auth import Principal, authenticate
+from chat.errors import (
+    WS_CLOSE_HEARTBEAT,
+    WS_CLOSE_ORIGIN,
+    WS_CLOSE_UNAUTHENTICATED,
+    ChatError,
+)
+from chat.hub import Connection
+from chat.protocol import ClientFrame, ProtocolError, encode, error_frame, parse_client_frame
+from chat.services import Services
+from chat.settings import DEAD_AFTER_S, HELLO_TIMEOUT_S, PING_INTERVAL_S
+
+log = logging.getLogger(__name__)
+SESSION_COOKIE = "kakehashi_session"
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """Browsers always send Origin; it must name this server (or a configured origin).
+    Clients that send none (apps, scripts) authenticate with a hello token instead."""
+    if origin is None:
+        return True
+    if origin in allowed:
+        return True
+    return host is not None and urlsplit(origin).netloc == host
+
+
+async def websocket_endpoint(ws: WebSocket) -> None:
+    services: Services = ws.app.state.services
+    origin = ws.headers.get("origin")
+    if not origin_allowed(origin, ws.headers.get("host"), services.settings.allowed_origins):
+        await ws.close(WS_CLOSE_ORIGIN, "origin_forbidden")
+        return
+    await ws.accept()
+    cookie_token = ws.cookies.get(SESSION_COOKIE)
+    since: dict[int, int] = {}
+    try:
+        if cookie_token and origin is not None:
+            principal = await authenticate(services.db, cookie_token)
+        else:
+            frame = await _hello(ws)
+            since = frame.data["since"]
+            principal = await authenticate(services.db, frame.data["token"] or cookie_token)
+    except (ChatError, ProtocolError, TimeoutError) as exc:
+        code = getattr(exc, "code", "not_authenticated")
+        with contextlib.suppress(Exception):
+            await ws.send_text(error_frame(code, "認証できません。", "Not authenticated."))
+            await ws.close(WS_CLOSE_UNAUTHENTICATED, str(code)[:120])
+        return
+    except WebSocketDisconnect:
+        return
+    await Session(services, ws, principal).run(since)
+
+
+async def _hello(ws: WebSocket) -> ClientFrame:
+    async with asyncio.timeout(HELLO_TIMEOUT_S):
+        while True:
+            text = await ws.receive_text()
+            try:
+                frame = parse_client_frame(text)
+            except ProtocolError as exc:
+                await ws.send_text(error_frame(exc.code, exc.message, exc.message_en, exc.ref))
+                continue
+            if frame.type == "hello":
+                return frame
+            await ws.send_text(
+                error_frame(
+                    "hello_required",
+                    "最初に hello を送ってください。",
+                    "Send hello first.",
+                    frame.ref,
+                )
+            )
+
+
+class Session:
+    def __init__(self, services: Services, ws: WebSocket, principal: Principal) -> None:
+        self.services = services
+        self.ws = ws
+        self.principal = principal
+        self.conn = Connection(principal.user_id, principal.session_id)
+        self.last_heard = time.monotonic()
+
+    async def run(self, since: dict[int, int]) -> None:
+        hub = self.services.hub
+        hub.register(self.conn)
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            welcome_sent = asyncio.Event()
+            tasks = [
+                asyncio.create_task(self._writer(), name="ws-writer"),
+                asyncio.create_task(self._reader(welcome_sent), name="ws-reader"),
+                asyncio.create_task(self._heartbeat(), name="ws-heartbeat"),
+                asyncio.create_task(self.conn.closed.wait(), name="ws-closed"),
+            ]
+            await self._welcome(since)
+            welcome_sent.set()
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            hub.unregister(self.conn)
+            with contextlib.suppress(Exception):
+                await self.ws.close(self.conn.close_code, self.conn.close_reason)
+
+    async def _welcome(self, since: dict[int, int]) -> None:
+        user = self.principal.user
+        # The welcome goes first in the queue; replayed events follow it.
+        self.conn.push(
+            encode(
+                {
+                    "type": "welcome",
+                    "user": {"id": user.id, "display_name": user.display_name, "role": user.role},
+                    "session_id": self.principal.session_id,
+                    "heartbeat_s": PING_INTERVAL_S,
+                }
+            )
+        )
+        rooms = await self.services.hub.subscribe(self.conn, since)
+        self.conn.push(encode({"type": "synced", "rooms": {str(k): v for k, v in rooms.items()}}))
+
+    async def _writer(self) -> None:
+        queue = self.conn.queue
+        while True:
+            frame = await queue.get()
+            await self.ws.send_text(frame)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(PING_INTERVAL_S)
+            if time.monotonic() - self.last_heard > DEAD_AFTER_S:
+                self.conn.abort(WS_CLOSE_HEARTBEAT, "heartbeat_timeout")
+                return
+            self.conn.push(encode({"type": "ping", "t": time.time()}))
+
+    async def _reader(self, welcome_sent: asyncio.Event) -> None:
+        while True:
+            try:
+                message = await self.ws.receive()
+            except WebSocketDisconnect:
+                return
+            if message["type"] == "websocket.disconnect":
+                self.conn.abort(1000, "client_closed")
+                return
+            self.last_heard = time.monotonic()
+            text = message.get("text")
+            raw = text if text is not None else message.get("bytes") or b""
+            await welcome_sent.wait()
+            try:
+                frame = parse_client_frame(raw)
+                await self._handle(frame)
+            except ProtocolError as exc:
+                self.conn.push(error_frame(exc.code, exc.message, exc.message_en, exc.ref))
+
+    async def _handle(self, frame: ClientFrame) -> None:
+        services, principal = self.services, self.principal
+        try:
+            if frame.type == "ping":
+                self.conn.push(encode({"type": "pong", "ref": frame.ref}))
+            elif frame.type == "pong":
+                return
+            elif frame.type == "hello":
+                raise ProtocolError(
+                    "already_authenticated", "認証済みです。", "Already authenticated.", frame.ref
+                )
+            elif frame.type == "resume":
+                for room_id, seq in frame.data["since"].items():
+                    if room_id in self.conn.delivered and seq < self.conn.delivered[room_id]:
+                        await services.hub.replay(self.conn, room_id, seq)
+                self.conn.push(encode({"type": "synced", "ref": frame.ref}))
+            elif frame.type == "send":
+                d = frame.data
+                async with services.unit() as uow:
+                    sent = await messages.send_message(
+                        uow,
+                        principal,
+                        d["room_id"],
+                        client_id=d["client_id"],
+                        body=d["body"],
+                        reply_to_id=d["reply_to"],
+                    )
+                m = sent.message
+                self.conn.push(
+                    encode(
+                        {
+                            "type": "ack",
+                            "ref": frame.ref,
+                            "client_id": m.client_id,
+                            "room_id": m.room_id,
+                            "message_id": m.id,
+                            "seq": m.seq,
+                            "duplicate": not sent.created,
+                        }
+                    )
+                )
+            elif frame.type == "read":
+                async with services.unit() as uow:
+                    seq = await receipts.mark_read(
+                        uow, principal, frame.data["room_id"], frame.data["seq"]
+                    )
+                self.conn.push(encode({"type": "ack", "ref": frame.ref, "read_seq": seq}))
+        except ChatError as exc:
+            self.conn.push(error_frame(exc.code, exc.message, exc.message_en, frame.ref))

@@ -1,0 +1,108 @@
+"""Real databases and brokers for tests: SQLite files or PostgreSQL databases cloned from a
+migrated template, and Redis with a key prefix of their own.  Chosen by environment:
+
+- ``KAKEHASHI_TEST_BACKEND=sqlite`` (default) — SQLite + in-process broker;
+- ``KAKEHASHI_TEST_BACKEND=postgres`` — PostgreSQL (``KAKEHASHI_TEST_PG``, default
+  ``postgresql://postgres@127.0.0.1:5432/test``) + Redis (``KAKEHASHI_TEST_REDIS``, default
+  ``redis://127.0.0.1:6379/0``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from chat.db import Database
+from chat.migrate import upgrade
+
+BACKEND = os.environ.get("KAKEHASHI_TEST_BACKEND", "sqlite")
+PG_ADMIN_URL = os.environ.get("KAKEHASHI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("KAKEHASHI_TEST_REDIS", "redis://127.0.0.1:6379/0")
+_counter = itertools.count()
+
+
+def _pg_url(name: str, driver: str = "postgresql+asyncpg") -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].split("://", 1)[1]
+    return f"{driver}://{base}/{name}"
+
+
+class Backends:
+    """Makes one fresh database per test from a template migrated once per session."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.run_id = uuid.uuid4().hex[:8]
+        self.template: str | None = None
+        self.created: list[str] = []
+
+    @property
+    def uses_redis(self) -> bool:
+        return BACKEND == "postgres"
+
+    async def _admin(self) -> asyncpg.Connection:
+        return await asyncpg.connect(PG_ADMIN_URL)
+
+    async def prepare_template(self) -> None:
+        if BACKEND == "postgres":
+            name = f"kk_tpl_{self.run_id}"
+            conn = await self._admin()
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+            db = Database(_pg_url(name))
+            await upgrade(db)
+            await db.dispose()
+            self.template = name
+        else:
+            path = self.workdir / "template.db"
+            db = Database(f"sqlite+aiosqlite:///{path}")
+            await upgrade(db)
+            await db.dispose()
+            self.template = str(path)
+
+    async def new_database_url(self) -> str:
+        n = next(_counter)
+        if BACKEND == "postgres":
+            name = f"kk_t_{self.run_id}_{n}"
+            conn = await self._admin()
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+            finally:
+                await conn.close()
+            self.created.append(name)
+            return _pg_url(name)
+        assert self.template is not None
+        path = self.workdir / f"t{n}.db"
+        shutil.copyfile(self.template, path)
+        return f"sqlite+aiosqlite:///{path}"
+
+    def redis_url(self) -> str | None:
+        return REDIS_URL if self.uses_redis else None
+
+    def redis_prefix(self) -> str:
+        return f"kktest:{self.run_id}:{next(_counter)}"
+
+    async def drop(self, url: str) -> None:
+        if BACKEND != "postgres":
+            return
+        name = url.rsplit("/", 1)[1]
+        conn = await self._admin()
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    async def cleanup(self) -> None:
+        if BACKEND == "postgres" and self.template:
+            conn = await self._admin()
+            try:
+                for name in [*self.created, self.template]:
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
