@@ -92,8 +92,9 @@ def _csv_error(errors: list[RowError]) -> BadRequest:
     )
 
 
-async def _department_index(uow: Unit, org_id: int) -> dict[str, int]:
-    """Departments by code and by full path (``総務部/情報管理課``) and by unique name."""
+async def _department_index(uow: Unit, org_id: int) -> tuple[dict[str, int], set[str]]:
+    """Departments by code and by full path (``総務部/情報管理課``) and by unique name; and the
+    names that several departments share (they need a path or a code)."""
     depts = list(
         (await uow.session.execute(select(Department).where(Department.org_id == org_id)))
         .scalars()
@@ -114,7 +115,7 @@ async def _department_index(uow: Unit, org_id: int) -> dict[str, int]:
     for name, ids in names.items():
         if len(ids) == 1:
             index.setdefault(name, ids[0])
-    return index
+    return index, {name for name, ids in names.items() if len(ids) > 1} - set(index)
 
 
 async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[str, Any]]:
@@ -136,7 +137,7 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
         raise _csv_error([RowError(1, c, "required column is missing") for c in missing])
     org = await uow.session.get(Organisation, org_id)
     assert org is not None
-    departments = await _department_index(uow, org_id)
+    departments, ambiguous = await _department_index(uow, org_id)
     existing = {
         login.lower()
         for login in (await uow.session.execute(select(func.lower(User.login_id)))).scalars()
@@ -144,10 +145,11 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
     errors: list[RowError] = []
     rows: list[tuple[UserInput, bool]] = []
     seen: dict[str, int] = {}
-    line = 1
+    line, last_line = 1, reader.line_num
     try:
         for record in reader:
-            line = reader.line_num
+            # A record is reported by its first line (a quoted cell may span several).
+            line, last_line = last_line + 1, reader.line_num
             if not any(cell.strip() for cell in record):
                 continue
             if len(rows) >= CSV_IMPORT_MAX_ROWS:
@@ -173,7 +175,16 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
             row_errors = [RowError(line, k, v) for k, v in user_field_errors(data).items()]
             dept = cells.get("department", "")
             if dept:
-                if dept not in departments:
+                if dept in ambiguous:
+                    row_errors.append(
+                        RowError(
+                            line,
+                            "department",
+                            f"several departments are named {dept!r}: give the path "
+                            "(部/課/係) or the code",
+                        )
+                    )
+                elif dept not in departments:
                     row_errors.append(RowError(line, "department", f"unknown department {dept!r}"))
                 else:
                     data.department_id = departments[dept]
@@ -193,7 +204,7 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
             errors.extend(row_errors)
             rows.append((data, data.password is None))
     except csv.Error as exc:
-        errors.append(RowError(line + 1, "", f"CSV syntax: {exc}"))
+        errors.append(RowError(last_line + 1, "", f"CSV syntax: {exc}"))
     if errors:
         raise _csv_error(errors)
     if not rows:
