@@ -105,7 +105,7 @@ def _plain(group: _Group) -> bytes:
     for item in group.items:
         parts.append(_plain(item) if isinstance(item, _Group) else item)
     text = b"".join(parts)
-    return re.sub(rb"\\[a-zA-Z]+-?\d* ?", b"", text)
+    return re.sub(rb"\\[a-zA-Z]+-?\d* ?|\\\*", b"", text)
 
 
 def _write(group: _Group, out: list[bytes], ctx: Context) -> None:

@@ -1,0 +1,68 @@
+"""Executables, scripts, EICAR, unknown types, type mismatches and oversize files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import sancorpus as c
+from conftest import Run
+
+from sanitizer import limits, sanitize
+
+ELF = b"\x7fELF\x02\x01\x01" + b"\x00" * 100
+LNK = b"L\x00\x00\x00\x01\x14\x02\x00" + b"\x00" * 100
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "code"),
+    [
+        (b"MZ\x90\x00\x03" + b"\x00" * 200, "setup.exe", "executable"),
+        (b"MZ\x90\x00\x03" + b"\x00" * 200, "readme.txt", "executable"),
+        (ELF, "tool", "executable"),
+        (LNK, "shortcut.lnk", "executable"),
+        (b"WScript.Echo 1\r\n", "a.vbs", "executable"),
+        (b"var s = new ActiveXObject('WScript.Shell');", "invoice.js", "executable"),
+        (b"@echo off\r\ndel *\r\n", "run.bat", "executable"),
+        (b"Get-ChildItem\r\n", "x.ps1", "executable"),
+        (b"<html><script>x</script></html>", "app.hta", "executable"),
+        (b"#!/bin/sh\nrm -rf /\n", "notes.txt", "executable"),
+        (c.EICAR, "eicar.txt", "malware_test"),
+        (bytes(range(256)) * 4, "data.bin", "unsupported_type"),
+        (c.docx_benign(), "請求書.pdf", "type_mismatch"),
+        (c.pdf_benign(), "請求書.docx", "type_mismatch"),
+        (c.jpeg_with_gps(), "写真.txt", "type_mismatch"),
+        (c.xlsx_benign(), "a.docx", "type_mismatch"),
+        (b"<?xml version='1.0'?><root/>", "a.xml", "unsupported_type"),
+    ],
+)
+def test_blocked(run: Run, data: bytes, name: str, code: str) -> None:
+    result, out = run(data, name)
+    assert out is None
+    assert result.verdict == "blocked"
+    assert result.report.reason is not None
+    assert result.report.reason.code == code
+    assert result.report.reason.ja and result.report.reason.en
+    d = result.report.to_dict()
+    assert d["reason"] == code and d["removed"] == [] and d["verdict"] == "blocked"
+
+
+def test_over_20_mib_is_blocked_before_parsing(tmp_path: Path) -> None:
+    big = tmp_path / "big.docx"
+    with open(big, "wb") as f:
+        f.truncate(limits.MAX_INPUT_BYTES + 1)  # sparse: nothing to parse
+    out = tmp_path / "out"
+    out.write_bytes(b"stale")
+    result = sanitize(big, filename="big.docx", output_path=out)
+    assert result.report.reason is not None and result.report.reason.code == "file_too_large"
+    assert not out.exists()
+    assert limits.MAX_INPUT_BYTES == 20_971_520
+
+
+def test_exactly_20_mib_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"a" * limits.MAX_INPUT_BYTES)
+    result = sanitize(path, filename="a.txt", output_path=tmp_path / "o")
+    assert result.verdict == "clean"
+    assert os.path.getsize(tmp_path / "o") == limits.MAX_INPUT_BYTES
