@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -123,8 +124,12 @@ def _worker(args: argparse.Namespace) -> int:
             heartbeat_s=args.heartbeat_s,
             timeout_s=args.timeout_s,
         )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
         try:
-            await worker.run()
+            await worker.run(stop)
         finally:
             await queue.close()
 

@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import re
-import signal
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -258,6 +257,7 @@ class RedisQueue:
         self._group_ready = True
 
     async def submit(self, job: Job) -> None:
+        await self._ensure_group()
         await self._redis.xadd(self.jobs_key, job.to_fields())
 
     async def receive(self, count: int, block_ms: int) -> list[Delivery]:
@@ -356,9 +356,6 @@ class Worker:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, stop.set)
         slots = asyncio.Semaphore(self.concurrency)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._heartbeat(stop))
@@ -412,11 +409,24 @@ class Worker:
         ):
             return _blocked(job.job_id, "invalid_job")
         target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale_workdirs(target.parent, max_age_s=2 * self.timeout_s + 60)
         result = sanitize(
             source, filename=job.filename, output_path=target, timeout_s=self.timeout_s
         )
         output = str(target.relative_to(base)) if result.output is not None else None
         return JobResult(job.job_id, result.verdict, output, result.report.to_dict())
+
+
+def _sweep_stale_workdirs(directory: Path, *, max_age_s: float) -> None:
+    """Remove work directories left by a worker that was killed (older than any live job)."""
+    import shutil
+    import time
+
+    now = time.time()
+    for entry in directory.glob(".kakehashi-sanitize-*"):
+        with contextlib.suppress(OSError):
+            if now - entry.lstat().st_mtime > max_age_s:
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _blocked(job_id: str, code: str) -> JobResult:
