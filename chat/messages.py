@@ -7,12 +7,21 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from chat.auth import Principal
 from chat.errors import BadRequest, Forbidden, NotFound
-from chat.models import Mention, Message, MessageEdit, Reaction, RoomMember, User, utcnow
+from chat.models import (
+    Event,
+    Mention,
+    Message,
+    MessageEdit,
+    Reaction,
+    RoomMember,
+    User,
+    utcnow,
+)
 from chat.rooms import check_member, check_writable
 from chat.settings import HISTORY_PAGE_MAX, MAX_MESSAGE_CHARS
 from chat.unit import Unit, append_event, next_seq, record_event
@@ -208,6 +217,7 @@ async def recall_message(uow: Unit, principal: Principal, message_id: int) -> Me
     message.mentions = {"user_ids": []}
     for model in (MessageEdit, Mention, Reaction):
         await uow.session.execute(delete(model).where(model.message_id == message.id))
+    await _scrub_events(uow, message, principal.user)
     await append_event(
         uow,
         message.room_id,
@@ -215,6 +225,24 @@ async def recall_message(uow: Unit, principal: Principal, message_id: int) -> Me
         {"message_id": message.id, "seq": message.seq, "text": RECALLED_TEXT},
     )
     return message
+
+
+async def _scrub_events(uow: Unit, message: Message, sender: User) -> None:
+    """Replace the message's text in the room's event log (what a reconnecting client is
+    replayed) with its recalled form: the ``message`` event and every ``message.edited``."""
+    recalled = {"message": message_dict(message, sender)}
+    rows = await uow.session.execute(
+        select(Event).where(
+            Event.room_id == message.room_id,
+            or_(
+                and_(Event.seq == message.seq, Event.type == "message"),
+                and_(Event.seq > message.seq, Event.type == "message.edited"),
+            ),
+        )
+    )
+    for event in rows.scalars():
+        if event.type == "message" or event.payload.get("message", {}).get("id") == message.id:
+            event.payload = dict(recalled)
 
 
 async def edit_history(uow: Unit, principal: Principal, message_id: int) -> list[MessageEdit]:
@@ -352,6 +380,7 @@ async def first_unread_seq(uow: Unit, principal: Principal, room_id: int) -> int
             Message.room_id == room_id,
             Message.seq > member.read_seq,
             Message.sender_id != principal.user_id,
+            Message.recalled_at.is_(None),
         )
         .order_by(Message.seq)
         .limit(1)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from chat.auth import Principal
 from chat.errors import BadRequest, NotFound
-from chat.models import Message, RoomMember, User
+from chat.models import Message, Room, RoomMember, User
 from chat.rooms import check_member
-from chat.unit import Unit, append_event
+from chat.unit import Unit, record_event
 
 
 async def mark_read(uow: Unit, principal: Principal, room_id: int, seq: int) -> int:
@@ -22,7 +22,18 @@ async def mark_read(uow: Unit, principal: Principal, room_id: int, seq: int) -> 
     if seq <= member.read_seq:
         return member.read_seq
     member.read_seq = seq
-    await append_event(uow, room_id, "read", {"user_id": principal.user_id, "read_seq": seq})
+    # Reading is not activity: the read event takes the room's next sequence number (the same
+    # locking UPDATE as ``unit.next_seq``) but leaves ``last_activity_at``, which orders the
+    # room list, alone.
+    event_seq = (
+        await uow.session.execute(
+            update(Room)
+            .where(Room.id == room_id)
+            .values(last_seq=Room.last_seq + 1)
+            .returning(Room.last_seq)
+        )
+    ).scalar_one()
+    record_event(uow, room_id, event_seq, "read", {"user_id": principal.user_id, "read_seq": seq})
     return seq
 
 
@@ -51,7 +62,8 @@ async def readers(uow: Unit, principal: Principal, message_id: int) -> dict[str,
         .where(RoomMember.room_id == message.room_id, User.id != message.sender_id)
         .order_by(User.kana, User.id)
     )
-    read, unread = [], []
+    read: list[dict[str, Any]] = []
+    unread: list[dict[str, Any]] = []
     for uid, name, pos in rows:
         (read if pos >= message.seq else unread).append({"id": uid, "display_name": name})
     return {"message_id": message.id, "read": read, "unread": unread}

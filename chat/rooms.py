@@ -233,8 +233,11 @@ class RoomSummary:
     role: str
     read_seq: int
     unread: int
-    mentions: int
+    mentions: int  # unread messages that mention me by name or @all
+    mentions_me: int  # … by name (@login_id)
+    mentions_all: int  # … with @all
     last_message: Message | None
+    last_sender: User | None
     members: int
     title: str
 
@@ -272,8 +275,7 @@ async def list_my_rooms(
         )
         .group_by(Message.room_id),
     )
-    mentions = await _counts(
-        s,
+    unread_mentions = (
         select(Message.room_id, func.count())
         .join(read_pos, read_pos.c.room_id == Message.room_id)
         .outerjoin(
@@ -284,10 +286,15 @@ async def list_my_rooms(
             Message.seq > read_pos.c.read_seq,
             Message.sender_id != principal.user_id,
             Message.recalled_at.is_(None),
-            or_(Message.mention_all.is_(True), Mention.user_id.is_not(None)),
         )
-        .group_by(Message.room_id),
+        .group_by(Message.room_id)
     )
+    mentions = await _counts(
+        s,
+        unread_mentions.where(or_(Message.mention_all.is_(True), Mention.user_id.is_not(None))),
+    )
+    mentions_me = await _counts(s, unread_mentions.where(Mention.user_id.is_not(None)))
+    mentions_all = await _counts(s, unread_mentions.where(Message.mention_all.is_(True)))
     last_ids = (
         select(func.max(Message.id).label("id"))
         .where(Message.room_id.in_(room_ids))
@@ -299,6 +306,10 @@ async def list_my_rooms(
         for m in (await s.execute(select(Message).join(last_ids, last_ids.c.id == Message.id)))
         .scalars()
         .all()
+    }
+    sender_ids = {m.sender_id for m in last.values()}
+    senders = {
+        u.id: u for u in (await s.execute(select(User).where(User.id.in_(sender_ids)))).scalars()
     }
     counts = await _counts(
         s,
@@ -314,7 +325,10 @@ async def list_my_rooms(
             read_seq=reads[room.id],
             unread=unread.get(room.id, 0),
             mentions=mentions.get(room.id, 0),
+            mentions_me=mentions_me.get(room.id, 0),
+            mentions_all=mentions_all.get(room.id, 0),
             last_message=last.get(room.id),
+            last_sender=senders.get(last[room.id].sender_id) if room.id in last else None,
             members=counts.get(room.id, 0),
             title=titles.get(room.id, room.name),
         )
@@ -322,7 +336,7 @@ async def list_my_rooms(
     ]
 
 
-async def _counts(s: AsyncSession, query: Select[tuple[int, int]]) -> dict[int, int]:
+async def _counts(s: AsyncSession, query: Select[int, int]) -> dict[int, int]:
     return {key: count for key, count in (await s.execute(query)).all()}
 
 

@@ -38,8 +38,10 @@ def _summary(s: rooms.RoomSummary) -> dict[str, Any]:
         "read_seq": s.read_seq,
         "unread": s.unread,
         "mentions": s.mentions,
+        "mentions_me": s.mentions_me,
+        "mentions_all": s.mentions_all,
         "members": s.members,
-        "last_message": message_dict(last) if last else None,
+        "last_message": message_dict(last, s.last_sender) if last else None,
     }
 
 

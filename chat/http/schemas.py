@@ -81,12 +81,12 @@ class BulkRoomsIn(Strict):
 
 class MessageIn(Strict):
     client_id: str = Field(max_length=64)
-    body: str = Field(max_length=20_000)
+    body: str  # its length is the domain's rule (MAX_MESSAGE_CHARS), told in a clear error
     reply_to_id: int | None = None
 
 
 class MessagePatch(Strict):
-    body: str = Field(max_length=20_000)
+    body: str
 
 
 class ReadIn(Strict):
