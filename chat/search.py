@@ -9,7 +9,7 @@ a pg_trgm GIN index serves ``ILIKE``; on SQLite the scan is limited to the calle
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -41,6 +41,13 @@ def parse_terms(untrusted_query: str) -> list[str]:
     return terms
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    """A date or time given without an offset is read as UTC, like every time we answer."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
 @dataclass
 class Hit:
     message: Message
@@ -60,6 +67,7 @@ async def search_messages(
     limit: int = 30,
 ) -> list[Hit]:
     terms = parse_terms(untrusted_query)
+    since, until = _aware(since), _aware(until)
     if room_id is not None:
         await check_member(uow, principal, room_id)
     my_rooms = select(RoomMember.room_id).where(RoomMember.user_id == principal.user_id)
