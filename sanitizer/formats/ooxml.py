@@ -122,6 +122,7 @@ _LINK_KINDS = frozenset(
 
 _DENIED_CT_WORDS = ("macro", "vba", "activex", "oleobject", "customui", "ribbon")
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+_COMPRESSED_MAGICS = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF")
 _FONT_CTS = ("application/x-fontdata", "application/x-font", "font/", "application/vnd.ms-")
 
 _FIELD_DANGER = re.compile(
@@ -324,7 +325,8 @@ def disarm(data: bytes, ctx: Context) -> Disarmed:
             body = _clean_part(pkg, part, rel_types.get(part, ""), dropped.get(part, set()), ctx)
             if body is None:
                 continue
-            zout.writestr(zipsafe.fixed_info(part), body)
+            compress = not body.startswith(_COMPRESSED_MAGICS)
+            zout.writestr(zipsafe.fixed_info(part, compress=compress), body)
             if rels or pkg.has(_rels_name(part)):
                 zout.writestr(zipsafe.fixed_info(_rels_name(part)), _write_rels(rels))
     _warn_for(ctx, kind != out_mime)
@@ -403,52 +405,55 @@ def _clean_part(
     return None
 
 
+def _by_name(root: Any, *names: str) -> list[Any]:
+    """Elements with these local names in any namespace (lxml filters in C)."""
+    return list(root.iter(*(f"{{*}}{n}" for n in names)))
+
+
 def _scrub(root: Any, part: str, dropped: set[str], ctx: Context) -> None:
+    """Remove active elements from one XML part."""
     removals: list[Any] = []
     unwraps: list[Any] = []
-    for el in root.iter():
-        tag = el.tag
-        if not isinstance(tag, str):
-            continue
-        name = _local(tag)
-        if name in ("object", "OLEObject", "oleObjects", "controls", "oleObj", "altChunk"):
-            target = el
-            if name in ("oleObj", "controls") and tag.startswith(
-                "{http://schemas.openxmlformats.org/presentationml"
-            ):
-                frame = _ancestor(el, "graphicFrame")
-                target = frame if frame is not None else el
-            removals.append(target)
-            continue
-        if name in ("attachedTemplate", "mailMerge", "externalReferences", "FmlaMacro"):
-            removals.append(el)
-            continue
-        if name in ("hlinkClick", "hlinkHover", "hlinkMouseOver") and _PPT_DANGER_ACTION.match(
-            el.get("action", "")
+    for el in _by_name(root, "object", "OLEObject", "oleObjects", "controls", "oleObj", "altChunk"):
+        target = el
+        name = _local(el.tag)
+        if name in ("oleObj", "controls") and el.tag.startswith(
+            "{http://schemas.openxmlformats.org/presentationml"
         ):
+            frame = _ancestor(el, "graphicFrame")
+            target = frame if frame is not None else el
+        removals.append(target)
+    removals += _by_name(root, "attachedTemplate", "mailMerge", "externalReferences", "FmlaMacro")
+    for el in _by_name(root, "hlinkClick", "hlinkHover", "hlinkMouseOver"):
+        if _PPT_DANGER_ACTION.match(el.get("action", "")):
             ctx.remove("launch_action", part)
             removals.append(el)
-            continue
-        if name == "definedName" and _is_macro_name(el):
+    for el in _by_name(root, "definedName"):
+        if _is_macro_name(el):
             ctx.remove("macro_name", f"{part}: {el.get('name', '')}")
             removals.append(el)
-            continue
-        if name == "f" and el.text and _FORMULA_DANGER.search(el.text):
+    for el in _by_name(root, "f"):
+        if el.text and _FORMULA_DANGER.search(el.text):
             ctx.remove("dde_formula", f"{part}: {el.text[:80]}")
             removals.append(el)
-            continue
-        if name == "fldSimple" and _FIELD_DANGER.match(el.get(f"{{{W_NS}}}instr", "")):
-            ctx.remove("dde_field", f"{part}: {el.get(f'{{{W_NS}}}instr', '')[:80]}")
+    for el in _by_name(root, "fldSimple"):
+        instr = el.get(f"{{{W_NS}}}instr", "")
+        if _FIELD_DANGER.match(instr):
+            ctx.remove("dde_field", f"{part}: {instr[:80]}")
             unwraps.append(el)
-            continue
-        for attr, value in list(el.attrib.items()):
-            if attr.startswith((f"{{{R_NS}}}", f"{{{R_NS_STRICT}}}")) and value in dropped:
-                if name == "hyperlink":
-                    unwraps.append(el)
-                elif name in ("sheet", "externalReference"):
-                    removals.append(el)
-                else:
-                    del el.attrib[attr]
+    if dropped:
+        attrs = root.xpath("//@*[namespace-uri()=$a or namespace-uri()=$b]", a=R_NS, b=R_NS_STRICT)
+        for value in attrs:
+            if str(value) not in dropped:
+                continue
+            el = value.getparent()
+            name = _local(el.tag)
+            if name == "hyperlink":
+                unwraps.append(el)
+            elif name in ("sheet", "externalReference"):
+                removals.append(el)
+            else:
+                el.attrib.pop(value.attrname, None)
     _scrub_complex_fields(root, part, ctx)
     for el in unwraps:
         _unwrap(el)
