@@ -1,15 +1,11 @@
 from __future__ import annotations
 
-import io
-import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sancorpus import Run
 
 from sanitizer import SanitizeResult, sanitize
-
-Run = Callable[..., tuple[SanitizeResult, bytes | None]]
 
 
 @pytest.fixture
@@ -30,11 +26,3 @@ def run(tmp_path: Path) -> Run:
         return result, out.read_bytes()
 
     return _run
-
-
-def zip_names(data: bytes) -> list[str]:
-    return zipfile.ZipFile(io.BytesIO(data)).namelist()
-
-
-def kinds(result: SanitizeResult) -> set[str]:
-    return {r.kind for r in result.report.removed}

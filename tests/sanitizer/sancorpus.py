@@ -11,6 +11,22 @@ import itertools
 import re
 import struct
 import zipfile
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sanitizer import SanitizeResult
+
+Run = Callable[..., "tuple[SanitizeResult, bytes | None]"]
+
+
+def zip_names(data: bytes) -> list[str]:
+    return zipfile.ZipFile(io.BytesIO(data)).namelist()
+
+
+def kinds(result: SanitizeResult) -> set[str]:
+    return {r.kind for r in result.report.removed}
+
 
 JA_TEXT = "市役所の会議資料です。無害化のテスト。"
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"

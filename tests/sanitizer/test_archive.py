@@ -7,7 +7,7 @@ import zipfile
 
 import docx
 import sancorpus as c
-from conftest import Run, kinds
+from sancorpus import Run, kinds
 
 
 def test_entries_are_sanitised_and_bad_ones_dropped(run: Run) -> None:

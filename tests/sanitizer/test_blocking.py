@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sancorpus as c
-from conftest import Run
+from sancorpus import Run
 
 from sanitizer import limits, sanitize
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 
 import sancorpus as c
-from conftest import Run
 from PIL import Image
+from sancorpus import Run
 
 
 def test_jpeg_loses_exif_gps_and_trailing_data_and_is_rotated(run: Run) -> None:

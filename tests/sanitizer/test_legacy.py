@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import olefile
 import sancorpus as c
-from conftest import Run
+from sancorpus import Run
 
 
 def test_benign_doc_xls_jtd_are_delivered_unchanged(run: Run) -> None:

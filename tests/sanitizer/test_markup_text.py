@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sancorpus as c
-from conftest import Run, kinds
 from defusedxml import ElementTree as DET
+from sancorpus import Run, kinds
 
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"

@@ -9,8 +9,8 @@ import docx
 import openpyxl
 import pptx
 import sancorpus as c
-from conftest import Run, kinds, zip_names
 from defusedxml import ElementTree as DET
+from sancorpus import Run, kinds, zip_names
 
 ACTIVE_WORDS = (b"vbaProject", b"DDEAUTO", b"attachedTemplate", b"evil.example", b"OLEObject")
 

@@ -6,7 +6,7 @@ import io
 
 import pikepdf
 import sancorpus as c
-from conftest import Run, kinds
+from sancorpus import Run, kinds
 
 
 def _walk_keys(pdf: pikepdf.Pdf) -> set[str]:
