@@ -44,6 +44,8 @@ def process_detected(data: bytes, ctx: Context) -> tuple[str, Disarmed]:
         raise
     except MemoryError as exc:
         raise Blocked("limit_exceeded", "memory", detected_type=detected) from exc
+    except ImportError as exc:  # our fault (a module not preloaded), not the file's
+        raise Blocked("crashed", f"import: {exc}", detected_type=detected) from exc
     except RecursionError as exc:
         raise Blocked("limit_exceeded", "recursion", detected_type=detected) from exc
     except OSError as exc:
