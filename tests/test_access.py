@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from chat import accounts
 from chat.models import Event, Message, MessageEdit, Reaction, Room, RoomMember
+from tests.cheap_hashes import cheap_argon2  # noqa: F401
 from tests.harness import Person, World, Ws, client_id
 
 
