@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from chat.db import Database
 from chat.errors import Forbidden, Unauthenticated
@@ -72,14 +72,22 @@ async def sign_in(
 ) -> SignIn:
     now = utcnow()
     async with db.session() as s:
-        user = (await s.execute(select(User).where(User.login_id == login_id))).scalar_one_or_none()
+        # Login ids are unique regardless of case (accounts.login_id_taken).
+        user = (
+            await s.execute(select(User).where(func.lower(User.login_id) == login_id.lower()))
+        ).scalar_one_or_none()
         if user is not None and user.locked_until is not None and user.locked_until > now:
             raise _locked(user)
     ok = await verify_password(user.password_hash if user else None, password)
     async with db.session() as s:
         if user is None:
             raise _invalid()
-        user = (await s.execute(select(User).where(User.id == user.id))).scalar_one()
+        # The row lock serialises concurrent attempts, so no failure is lost to a race.
+        user = (
+            await s.execute(select(User).where(User.id == user.id).with_for_update())
+        ).scalar_one()
+        if user.locked_until is not None and user.locked_until > now:
+            raise _locked(user)  # locked by an attempt that finished while we verified
         org = await s.get(Organisation, user.org_id)
         assert org is not None
         if not ok:

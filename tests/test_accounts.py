@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -286,6 +287,33 @@ async def test_lockout_after_repeated_failures_tells_the_unlock_time(world: Worl
     # a successful sign-in resets the count: one more failure does not lock again
     error_of(await login(world, person.login_id, "wrong-password"), 401, "invalid_credentials")
     assert (await login(world, person.login_id)).status_code == 200
+
+
+async def test_lockout_counts_concurrent_failures(world: World) -> None:
+    person = await world.add_person("eve", "江藤 イブ", sign_in=False)
+    assert world.server.services is not None
+    async with world.server.services.unit() as uow:
+        org = await uow.session.get(Organisation, world.org_id)
+        assert org is not None
+        threshold = org.lockout_threshold
+    async with httpx.AsyncClient(base_url=world.server.url, timeout=30) as client:
+        tries = await asyncio.gather(
+            *[
+                client.post(
+                    "/api/auth/login", json={"login_id": person.login_id, "password": f"guess-{i}"}
+                )
+                for i in range(threshold)  # all at once
+            ]
+        )
+    assert {r.status_code for r in tries} <= {401, 423}
+    assert any(r.status_code == 423 for r in tries)
+    error_of(await login(world, person.login_id), 423, "account_locked")
+
+
+async def test_login_id_is_case_insensitive(world: World) -> None:
+    assert (await login(world, "ALICE")).status_code == 200
+    error_of(await login(world, "ALICE", "wrong-password"), 401, "invalid_credentials")
+    error_of(await login(world, "nobody"), 401, "invalid_credentials")
 
 
 async def test_sign_out_and_sign_out_everywhere(world: World) -> None:
