@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.accounts import get_user
 from chat.auth import Principal
-from chat.errors import BadRequest, Forbidden, NotFound
+from chat.errors import BadRequest, ChatError, Forbidden, NotFound
 from chat.models import Mention, Message, Room, RoomMember, User, utcnow
 from chat.settings import BULK_ROOMS_MAX
 from chat.unit import Unit, append_event
@@ -123,8 +124,16 @@ async def open_direct(uow: Unit, principal: Principal, other_id: int) -> tuple[R
     room = Room(
         org_id=principal.org_id, kind="direct", direct_key=key, created_by=principal.user_id
     )
-    uow.session.add(room)
-    await uow.session.flush()
+    try:
+        async with uow.session.begin_nested():
+            uow.session.add(room)
+            await uow.session.flush()
+    except IntegrityError:
+        # The other person (or a retry) opened it at the same moment: that room it is.
+        found = await uow.session.scalar(select(Room).where(Room.direct_key == key))
+        if found is None:
+            raise
+        return found, False
     await _add_member(uow, room, principal.user, "member", principal.user_id)
     await _add_member(uow, room, other, "member", principal.user_id)
     return room, True
@@ -220,10 +229,14 @@ async def bulk_rooms(
             f"Give between 1 and {BULK_ROOMS_MAX} rooms.",
         )
     for room_id in ids:
-        if action == "leave":
-            await leave_room(uow, principal, room_id)
-        else:
-            await archive_room(uow, principal, room_id, True)
+        try:
+            if action == "leave":
+                await leave_room(uow, principal, room_id)
+            else:
+                await archive_room(uow, principal, room_id, True)
+        except ChatError as exc:
+            exc.details = {**exc.details, "room_id": room_id}  # which one stopped them all
+            raise
     return {"action": action, "room_ids": ids}
 
 

@@ -77,6 +77,18 @@ async def test_direct_room_is_found_again_not_duplicated(world: World) -> None:
     assert titles == {first.json()["id"]: alice.display_name}
 
 
+async def test_direct_room_opened_by_both_at_once_is_one_room(world: World) -> None:
+    alice, bob = world["alice"], world["bob"]
+    opened = await asyncio.gather(
+        *[alice.api.post("/api/rooms/direct", json={"user_id": bob.id}) for _ in range(4)],
+        *[bob.api.post("/api/rooms/direct", json={"user_id": alice.id}) for _ in range(4)],
+    )
+    assert sorted(r.status_code for r in opened) == [200] * 7 + [201], [r.text for r in opened]
+    assert len({r.json()["id"] for r in opened}) == 1
+    room = opened[0].json()["id"]
+    assert (await alice.api.get(f"/api/rooms/{room}")).json()["last_seq"] == 2  # two joins
+
+
 async def test_group_membership_is_managed_by_room_admins(world: World) -> None:
     alice, bob, carol, admin = world["alice"], world["bob"], world["carol"], world["admin"]
     room = await group(alice, "防災訓練の準備", bob)
@@ -168,18 +180,18 @@ async def test_bulk_leave_and_archive_are_all_or_nothing(world: World) -> None:
     r = await alice.api.post(
         "/api/rooms/bulk", json={"action": "archive", "room_ids": [*mine, theirs]}
     )
-    error_of(r, 403, "forbidden")
+    assert error_of(r, 403, "forbidden")["details"]["room_id"] == theirs
     assert len(await my_rooms(alice)) == 22
     # one room that cannot be left (1:1) changes nothing
     r = await bob.api.post("/api/rooms/bulk", json={"action": "leave", "room_ids": [*mine, direct]})
-    error_of(r, 400, "invalid_input")
+    assert error_of(r, 400, "invalid_input")["details"]["room_id"] == direct
     assert len(await my_rooms(bob)) == 22
     # nor does a room I am not in
     outsider = await group(alice, "非公開")
     r = await bob.api.post(
         "/api/rooms/bulk", json={"action": "leave", "room_ids": [*mine, outsider]}
     )
-    error_of(r, 403, "not_a_member")
+    assert error_of(r, 403, "not_a_member")["details"]["room_id"] == outsider
     assert len(await my_rooms(bob)) == 22
     error_of(
         await bob.api.post("/api/rooms/bulk", json={"action": "delete", "room_ids": mine}),
