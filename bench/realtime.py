@@ -40,6 +40,7 @@ import os
 import platform
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -731,7 +732,7 @@ def report(ours: ServerResult, ceiling: ServerResult | None, profile: Profile, a
 
         sat_a = med(r, "saturation", lambda x: x.deliveries_per_s)
         sat_b = med(c, "saturation", lambda x: x.deliveries_per_s)
-        if size == max(ours.rooms):
+        if size == max(ROOM_SIZES):
             ratio_ok = bool(sat_a and sat_b and sat_a / sat_b >= TARGET_CEILING_RATIO)
             row(
                 f"room {size:,}: saturation deliveries/s",
@@ -894,6 +895,9 @@ def run_bench(args: argparse.Namespace, profile: Profile, children: Children) ->
             children.stop(proc)
     finally:
         workers.exit()
+        children.stop_all()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     return report(ours, ceiling, profile, args)
 
 
@@ -927,6 +931,7 @@ def main(argv: list[str] | None = None) -> int:
         help="offer permessage-deflate like browsers do (default: off)",
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling server")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     parser.add_argument(
         "--profile-server",
         action="store_true",
