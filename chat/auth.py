@@ -140,7 +140,7 @@ def _locked(user: User) -> Forbidden:
 async def authenticate(db: Database, token: str | None) -> Principal:
     if not token:
         raise Unauthenticated("ログインしてください。", "Please sign in.")
-    async with db.sessions() as s:
+    async with db.read_sessions() as s:
         row = (
             await s.execute(
                 select(AuthSession, User)

@@ -92,7 +92,7 @@ class RedisBroker:
                 await asyncio.sleep(REDIS_RETRY_S)
             finally:
                 try:
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 except (RedisError, OSError):
                     pass
 

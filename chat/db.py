@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, *, writer: bool = True) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -29,11 +29,14 @@ def make_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-        @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            # Take the write lock at BEGIN so that concurrent writers queue up instead of
-            # failing on lock upgrade (SQLite's "database is locked").
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if writer:
+
+            @event.listens_for(engine.sync_engine, "begin")
+            def _sqlite_begin(conn: Any) -> None:
+                # Writers take the write lock at BEGIN so that they queue up instead of
+                # failing on lock upgrade (SQLite's "database is locked").  Readers use
+                # another engine with plain deferred transactions (WAL: they never block).
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -42,12 +45,12 @@ def make_engine(url: str) -> AsyncEngine:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
+        self.is_sqlite = url.startswith("sqlite")
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.url.startswith("sqlite")
+        # Read-only work: on SQLite a second engine without the write lock; elsewhere the same.
+        self.read_engine = make_engine(url, writer=False) if self.is_sqlite else self.engine
+        self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -57,3 +60,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

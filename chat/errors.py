@@ -107,7 +107,7 @@ WS_CLOSE_UNAUTHENTICATED = 4001  # no/invalid/expired token, or hello not sent i
 WS_CLOSE_REVOKED = 4003  # session revoked, signed out everywhere, user deactivated
 WS_CLOSE_ORIGIN = 4004  # cross-site handshake refused
 WS_CLOSE_SLOW_CONSUMER = 4008  # send queue overflowed; reconnect and resume
-WS_CLOSE_HEARTBEAT = 4009  # nothing heard from the client within DEAD_AFTER_S
+WS_CLOSE_HEARTBEAT = 4009  # nothing heard from the client within settings.dead_after_s
 
 
 def http_status(error: ChatError) -> int:

@@ -158,6 +158,8 @@ class Hub:
                 if not conns:
                     del index[key]
         self.metrics.connections.dec()
+        if conn.close_code == WS_CLOSE_SLOW_CONSUMER:
+            self.metrics.dropped.inc()
 
     def _leave(self, conn: Connection, room_id: int) -> None:
         conn.delivered.pop(room_id, None)
@@ -173,7 +175,7 @@ class Hub:
         """Subscribe ``conn`` to all its rooms.  Rooms in ``since`` replay every event after
         the given sequence; others start live at their current sequence.  Live events that
         arrive meanwhile wait in the connection's buffer.  Returns ``{room_id: seq}``."""
-        async with self.db.sessions() as s:
+        async with self.db.read_sessions() as s:
             rooms = await _member_room_seqs(s, conn.user_id)
         for room_id, last_seq in rooms.items():
             conn.syncing[room_id] = []
@@ -192,7 +194,7 @@ class Hub:
         conn.syncing.setdefault(room_id, [])
         delivered = after
         while not conn.closed.is_set():
-            async with self.db.sessions() as s:
+            async with self.db.read_sessions() as s:
                 events = await _events_after(s, room_id, delivered, REPLAY_BATCH)
             for event in events:
                 # Replay waits for queue room instead of dropping: it is the client's own pace.
@@ -266,8 +268,6 @@ class Hub:
         for conn in tuple(conns):
             if conn.offer(room_id, seq, frame):
                 delivered += 1
-            elif conn.closed.is_set() and conn.close_code == WS_CLOSE_SLOW_CONSUMER:
-                self.metrics.dropped.inc()
         self.metrics.delivered.inc(delivered)
         at = _frame_time(frame)
         if at is not None:
@@ -286,7 +286,7 @@ class Hub:
                 members.add(conn)
 
     async def _fill_gap(self, room_id: int, known: int, upto: int) -> None:
-        async with self.db.sessions() as s:
+        async with self.db.read_sessions() as s:
             events = await _events_between(s, room_id, known, upto)
         for event in events:
             self._deliver(room_id, event.seq, event_frame(event))
@@ -296,7 +296,7 @@ class Hub:
         reconnect, or periodically when pub/sub may have dropped something)."""
         if not self.rooms:
             return
-        async with self.db.sessions() as s:
+        async with self.db.read_sessions() as s:
             rows = await s.execute(
                 select(Room.id, Room.last_seq).where(Room.id.in_(list(self.rooms)))
             )

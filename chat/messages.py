@@ -290,6 +290,7 @@ async def react(uow: Unit, principal: Principal, message_id: int, emoji: str, *,
         message.room_id,
         "reaction",
         {"message_id": message.id, "user_id": principal.user_id, "emoji": emoji, "on": on},
+        activity=False,
     )
 
 

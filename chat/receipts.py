@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from chat.auth import Principal
 from chat.errors import BadRequest, NotFound
-from chat.models import Message, Room, RoomMember, User
+from chat.models import Message, RoomMember, User
 from chat.rooms import check_member
-from chat.unit import Unit, record_event
+from chat.unit import Unit, append_event
 
 
 async def mark_read(uow: Unit, principal: Principal, room_id: int, seq: int) -> int:
@@ -22,18 +22,9 @@ async def mark_read(uow: Unit, principal: Principal, room_id: int, seq: int) -> 
     if seq <= member.read_seq:
         return member.read_seq
     member.read_seq = seq
-    # Reading is not activity: the read event takes the room's next sequence number (the same
-    # locking UPDATE as ``unit.next_seq``) but leaves ``last_activity_at``, which orders the
-    # room list, alone.
-    event_seq = (
-        await uow.session.execute(
-            update(Room)
-            .where(Room.id == room_id)
-            .values(last_seq=Room.last_seq + 1)
-            .returning(Room.last_seq)
-        )
-    ).scalar_one()
-    record_event(uow, room_id, event_seq, "read", {"user_id": principal.user_id, "read_seq": seq})
+    await append_event(
+        uow, room_id, "read", {"user_id": principal.user_id, "read_seq": seq}, activity=False
+    )
     return seq
 
 

@@ -23,5 +23,15 @@ class Services:
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:
+        """A write transaction; its events are published after commit."""
         async with unit_of_work(self.db, self.broker) as uow:
             yield uow
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Unit]:
+        """A read-only transaction (never takes SQLite's write lock; publishes nothing)."""
+        async with self.db.read_sessions() as session:
+            uow = Unit(session)
+            yield uow
+            if session.new or session.dirty or session.deleted or uow.pending:
+                raise RuntimeError("a read-only unit tried to write")

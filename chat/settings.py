@@ -17,8 +17,6 @@ MAX_MESSAGE_CHARS = 10_000
 MAX_FRAME_BYTES = 64 * 1024
 SEND_QUEUE_MAX = 256
 RESUME_BUFFER_MAX = 2_000
-PING_INTERVAL_S = 20.0
-DEAD_AFTER_S = 60.0
 HELLO_TIMEOUT_S = 10.0
 HISTORY_PAGE_MAX = 200
 BULK_ROOMS_MAX = 1_000
@@ -40,6 +38,10 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     cookie_secure: Literal["auto", "always", "never"] = "auto"
     session_ttl_hours: int = 12
+    # Heartbeats: the server pings every ``ping_interval_s`` and drops a connection it has not
+    # heard from in ``dead_after_s`` (a dead connection is noticed within 60 s by default).
+    ping_interval_s: float = 20.0
+    dead_after_s: float = 60.0
     log_level: str = "info"
 
     @property

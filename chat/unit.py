@@ -58,16 +58,17 @@ def encode_control(op: str, data: dict[str, Any]) -> str:
     return "C\n" + json.dumps({"op": op, **data}, separators=(",", ":"))
 
 
-async def next_seq(uow: Unit, room_id: int) -> int:
+async def next_seq(uow: Unit, room_id: int, *, activity: bool = True) -> int:
     """The room's next sequence number.  The UPDATE holds the room's row lock (PostgreSQL) or
     the write lock (SQLite) until commit, so a later number is never visible before an
-    earlier one: a gap seen by a reader is always fillable from the database."""
+    earlier one: a gap seen by a reader is always fillable from the database.  Only
+    ``activity`` (messages, not reads or reactions) moves the room up the room list."""
+    values: dict[str, Any] = {"last_seq": Room.last_seq + 1}
+    if activity:
+        values["last_activity_at"] = utcnow()
     return (
         await uow.session.execute(
-            update(Room)
-            .where(Room.id == room_id)
-            .values(last_seq=Room.last_seq + 1, last_activity_at=utcnow())
-            .returning(Room.last_seq)
+            update(Room).where(Room.id == room_id).values(**values).returning(Room.last_seq)
         )
     ).scalar_one()
 
@@ -80,8 +81,11 @@ def record_event(uow: Unit, room_id: int, seq: int, type_: str, payload: dict[st
     return event
 
 
-async def append_event(uow: Unit, room_id: int, type_: str, payload: dict[str, Any]) -> Event:
-    return record_event(uow, room_id, await next_seq(uow, room_id), type_, payload)
+async def append_event(
+    uow: Unit, room_id: int, type_: str, payload: dict[str, Any], *, activity: bool = True
+) -> Event:
+    seq = await next_seq(uow, room_id, activity=activity)
+    return record_event(uow, room_id, seq, type_, payload)
 
 
 @asynccontextmanager

@@ -24,10 +24,11 @@ from chat.errors import (
 from chat.hub import Connection
 from chat.protocol import ClientFrame, ProtocolError, encode, error_frame, parse_client_frame
 from chat.services import Services
-from chat.settings import DEAD_AFTER_S, HELLO_TIMEOUT_S, PING_INTERVAL_S
+from chat.settings import HELLO_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "kakehashi_session"
+CLOSE_GRACE_S = 2.0
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
@@ -116,8 +117,11 @@ class Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             hub.unregister(self.conn)
+            # A client that stopped reading cannot take even the close frame: give it a
+            # moment, then let go (the server closes the TCP connection behind us).
             with contextlib.suppress(Exception):
-                await self.ws.close(self.conn.close_code, self.conn.close_reason)
+                async with asyncio.timeout(CLOSE_GRACE_S):
+                    await self.ws.close(self.conn.close_code, self.conn.close_reason)
 
     async def _welcome(self, since: dict[int, int]) -> None:
         user = self.principal.user
@@ -128,7 +132,7 @@ class Session:
                     "type": "welcome",
                     "user": {"id": user.id, "display_name": user.display_name, "role": user.role},
                     "session_id": self.principal.session_id,
-                    "heartbeat_s": PING_INTERVAL_S,
+                    "heartbeat_s": self.services.settings.ping_interval_s,
                 }
             )
         )
@@ -142,12 +146,18 @@ class Session:
             await self.ws.send_text(frame)
 
     async def _heartbeat(self) -> None:
+        settings = self.services.settings
+        tick = min(settings.ping_interval_s, settings.dead_after_s / 6)
+        next_ping = time.monotonic() + settings.ping_interval_s
         while True:
-            await asyncio.sleep(PING_INTERVAL_S)
-            if time.monotonic() - self.last_heard > DEAD_AFTER_S:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            if now - self.last_heard > settings.dead_after_s:
                 self.conn.abort(WS_CLOSE_HEARTBEAT, "heartbeat_timeout")
                 return
-            self.conn.push(encode({"type": "ping", "t": time.time()}))
+            if now >= next_ping:
+                next_ping = now + settings.ping_interval_s
+                self.conn.push(encode({"type": "ping", "t": time.time()}))
 
     async def _reader(self, welcome_sent: asyncio.Event) -> None:
         while True:

@@ -1,14 +1,26 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
-from chat import accounts
+from chat import accounts, passwords
 from chat.settings import Settings
 from tests.backends import Backends
 from tests.harness import Server, World
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_cost_argon2() -> Iterator[None]:
+    """argon2id at a test cost: same algorithm and code path, a hash in milliseconds.  Tests
+    that run the CLI as a process still hash at the production profile."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        )
+        yield
 
 
 @pytest.fixture(scope="session")

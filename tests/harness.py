@@ -148,7 +148,13 @@ class Ws:
     ) -> Ws:
         conn = await websockets.connect(server.ws_url, max_size=2**22, **kwargs)
         ws = cls(conn)
-        await ws.send({"type": "hello", "token": token, "since": {str(k): v for k, v in (since or {}).items()}})
+        await ws.send(
+            {
+                "type": "hello",
+                "token": token,
+                "since": {str(k): v for k, v in (since or {}).items()},
+            }
+        )
         await ws.expect("welcome")
         await ws.expect("synced")
         return ws
@@ -173,9 +179,7 @@ class Ws:
             if left <= 0:
                 raise TimeoutError(f"no {type_} frame matching {match}")
             frame = await self.recv(left)
-            if frame.get("type") == type_ and all(
-                frame.get(k) == v for k, v in match.items()
-            ):
+            if frame.get("type") == type_ and all(frame.get(k) == v for k, v in match.items()):
                 return frame
 
     async def event(self, name: str, timeout: float = 5.0) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 
 from chat import accounts
 from chat.models import Event, Message, MessageEdit, Reaction, Room, RoomMember
-from tests.cheap_hashes import cheap_argon2  # noqa: F401
 from tests.harness import Person, World, Ws, client_id
 
 

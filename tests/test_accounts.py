@@ -13,7 +13,6 @@ from sqlalchemy import select, update
 from chat.auth import hash_token
 from chat.errors import WS_CLOSE_REVOKED
 from chat.models import AuthSession, Organisation, User, utcnow
-from tests.cheap_hashes import cheap_argon2  # noqa: F401
 from tests.clirun import kakehashi
 from tests.harness import PASSWORD, World, Ws
 

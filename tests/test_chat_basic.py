@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.harness import Ws, World, client_id
+from tests.harness import World, Ws, client_id
 
 
 async def test_two_users_chat_in_real_time(world: World) -> None:
@@ -15,7 +15,13 @@ async def test_two_users_chat_in_real_time(world: World) -> None:
     ws_a = await Ws.connect(world.server, alice.token)
     ws_b = await Ws.connect(world.server, bob.token)
     await ws_a.send(
-        {"type": "send", "id": "f1", "room_id": room_id, "client_id": client_id(), "body": "こんにちは"}
+        {
+            "type": "send",
+            "id": "f1",
+            "room_id": room_id,
+            "client_id": client_id(),
+            "body": "こんにちは",
+        }
     )
     ack = await ws_a.expect("ack")
     assert ack["ref"] == "f1" and ack["duplicate"] is False

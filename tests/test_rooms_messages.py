@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from chat.messages import RECALLED_TEXT
 from chat.models import Event, Message, MessageEdit, Room, RoomMember
 from chat.settings import MAX_MESSAGE_CHARS
-from tests.cheap_hashes import cheap_argon2  # noqa: F401
 from tests.harness import Person, World, Ws, client_id
 
 

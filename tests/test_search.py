@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import update
 
 from chat.models import Message
-from tests.cheap_hashes import cheap_argon2  # noqa: F401
 from tests.harness import Person, World, client_id
 
 SENTENCE = "添付ファイルは無害化してから受け取ってください"

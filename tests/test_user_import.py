@@ -9,7 +9,6 @@ import httpx
 from sqlalchemy import func, select
 
 from chat.models import Department, User
-from tests.cheap_hashes import cheap_argon2  # noqa: F401
 from tests.clirun import kakehashi
 from tests.harness import World
 

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/admin", tags=["admin"])
 @router.get("/departments")
 async def list_departments(principal: CurrentUser, services: ServicesDep) -> Any:
     # Every member may read the directory's departments.
-    async with services.unit() as uow:
+    async with services.read() as uow:
         depts = await accounts.list_departments(uow, principal.org_id)
     return {"departments": [department_view(d) for d in depts]}
 
@@ -60,7 +60,7 @@ async def list_users(
 ) -> Any:
     if include_inactive:
         require_admin(principal)
-    async with services.unit() as uow:
+    async with services.read() as uow:
         users = await accounts.list_users(uow, principal.org_id, include_inactive=include_inactive)
     return {"users": [user_view(u) for u in users]}
 

@@ -49,7 +49,7 @@ def _summary(s: rooms.RoomSummary) -> dict[str, Any]:
 async def list_rooms(
     principal: CurrentUser, services: ServicesDep, include_archived: bool = False
 ) -> Any:
-    async with services.unit() as uow:
+    async with services.read() as uow:
         items = await rooms.list_my_rooms(uow, principal, include_archived=include_archived)
     return {"rooms": [_summary(s) for s in items]}
 
@@ -79,7 +79,7 @@ async def bulk(body: BulkRoomsIn, principal: CurrentUser, services: ServicesDep)
 
 @router.get("/rooms/{room_id}")
 async def get_room(room_id: int, principal: CurrentUser, services: ServicesDep) -> Any:
-    async with services.unit() as uow:
+    async with services.read() as uow:
         room, member = await rooms.check_member(uow, principal, room_id)
         positions = await receipts.read_positions(uow, room_id)
         users = await _users(uow, list(positions))
@@ -170,7 +170,7 @@ async def history(
 ) -> Any:
     """Cursor paging by sequence number.  ``around=first_unread`` starts the page at my first
     unread message (``first_unread_seq`` in the answer; null when all is read)."""
-    async with services.unit() as uow:
+    async with services.read() as uow:
         first_unread = None
         if around == "first_unread":
             first_unread = await messages.first_unread_seq(uow, principal, room_id)
@@ -228,14 +228,14 @@ async def recall(message_id: int, principal: CurrentUser, services: ServicesDep)
 
 @router.get("/messages/{message_id}/edits")
 async def edits(message_id: int, principal: CurrentUser, services: ServicesDep) -> Any:
-    async with services.unit() as uow:
+    async with services.read() as uow:
         rows = await messages.edit_history(uow, principal, message_id)
     return {"edits": [{"body": e.body, "replaced_at": e.edited_at.isoformat()} for e in rows]}
 
 
 @router.get("/messages/{message_id}/readers")
 async def readers(message_id: int, principal: CurrentUser, services: ServicesDep) -> Any:
-    async with services.unit() as uow:
+    async with services.read() as uow:
         return await receipts.readers(uow, principal, message_id)
 
 
@@ -269,7 +269,7 @@ async def search_messages(
     before_id: int | None = None,
     limit: int = Query(default=30, ge=1, le=100),
 ) -> Any:
-    async with services.unit() as uow:
+    async with services.read() as uow:
         hits = await search.search_messages(
             uow,
             principal,

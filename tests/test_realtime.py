@@ -1,0 +1,360 @@
+"""The websocket protocol against a real server: delivery, resume, idempotency, access,
+revocation, bad frames, origin, heartbeats, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from chat.settings import MAX_FRAME_BYTES
+from tests.harness import PASSWORD, Server, World, Ws, client_id
+
+
+async def direct_room(world: World, a: str, b: str) -> int:
+    r = await world[a].api.post("/api/rooms/direct", json={"user_id": world[b].id})
+    assert r.status_code in (200, 201), r.text
+    return int(r.json()["id"])
+
+
+async def send_rest(world: World, who: str, room_id: int, body: str) -> dict:
+    r = await world[who].api.post(
+        f"/api/rooms/{room_id}/messages", json={"client_id": client_id(), "body": body}
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def stuck_client(port: int, token: str) -> socket.socket:
+    """A websocket client that authenticates and then never reads a byte."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += await loop.sock_recv(sock, 1)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    payload = json.dumps({"type": "hello", "token": token}).encode()
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    assert len(payload) < 126
+    await loop.sock_sendall(sock, bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    return sock
+
+
+async def closed_code(ws: Ws, timeout: float = 5.0) -> int:
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            await ws.recv(timeout)
+    assert info.value.rcvd is not None
+    return info.value.rcvd.code
+
+
+async def test_reconnect_resumes_with_no_loss_and_no_duplicate(world: World) -> None:
+    room = await direct_room(world, "alice", "bob")
+    bob = await Ws.connect(world.server, world["bob"].token)
+    await send_rest(world, "alice", room, "一通目")
+    first = await bob.event("message")
+    last_seen = first["seq"]
+    await bob.close()
+
+    sent = [await send_rest(world, "alice", room, f"不在中 {i}") for i in range(5)]
+    await world["alice"].api.put(f"/api/messages/{sent[0]['id']}/reactions/👍")
+
+    bob = await Ws.connect(world.server, world["bob"].token, since={room: last_seen})
+    replayed = [f for f in bob.seen if f["type"] == "event"]
+    # everything after last_seen, in order, once: 5 messages and the reaction
+    assert [f["seq"] for f in replayed] == list(range(last_seen + 1, last_seen + 7))
+    bodies = [f["data"]["message"]["body"] for f in replayed if f["event"] == "message"]
+    assert bodies == [f"不在中 {i}" for i in range(5)]
+    assert replayed[-1]["event"] == "reaction"
+    # and then live, without a gap or a repeat
+    await send_rest(world, "alice", room, "おかえり")
+    live = await bob.event("message")
+    assert live["seq"] == last_seen + 7
+    assert live["data"]["message"]["body"] == "おかえり"
+    await bob.close()
+
+
+async def test_resume_on_a_live_connection_replays_what_was_asked(world: World) -> None:
+    room = await direct_room(world, "alice", "bob")
+    for i in range(3):
+        await send_rest(world, "alice", room, f"m{i}")
+    bob = await Ws.connect(world.server, world["bob"].token)
+    await bob.send({"type": "resume", "id": "r1", "since": {str(room): 2}})
+    await bob.expect("synced", ref="r1")
+    # Already live at the current seq: asking from 2 on a live connection replays > 2 only
+    # when behind; nothing is delivered twice.
+    seqs = [f["seq"] for f in bob.seen if f["type"] == "event"]
+    assert len(seqs) == len(set(seqs))
+    await bob.close()
+
+
+async def test_retry_after_lost_ack_stores_and_delivers_once(world: World) -> None:
+    room = await direct_room(world, "alice", "bob")
+    alice = await Ws.connect(world.server, world["alice"].token)
+    bob = await Ws.connect(world.server, world["bob"].token)
+    cid = client_id()
+    frame = {"type": "send", "room_id": room, "client_id": cid, "body": "一度だけ"}
+    await alice.send({**frame, "id": "try1"})
+    ack1 = await alice.expect("ack", ref="try1")
+    # the ack was "lost": the client retries on a new connection with the same client id
+    await alice.close()
+    alice = await Ws.connect(world.server, world["alice"].token)
+    await alice.send({**frame, "id": "try2"})
+    ack2 = await alice.expect("ack", ref="try2")
+    assert ack2["message_id"] == ack1["message_id"] and ack2["duplicate"] is True
+    # REST retry with the same client id too
+    r = await world["alice"].api.post(
+        f"/api/rooms/{room}/messages", json={"client_id": cid, "body": "一度だけ"}
+    )
+    assert r.status_code == 200 and r.json()["id"] == ack1["message_id"]
+    await send_rest(world, "alice", room, "次")
+    await bob.expect("event", event="message")
+    nxt = await bob.event("message")
+    assert nxt["data"]["message"]["body"] == "次"
+    bodies = [
+        f["data"]["message"]["body"]
+        for f in bob.seen
+        if f.get("type") == "event" and f["event"] == "message"
+    ]
+    assert bodies == ["一度だけ", "次"]
+    history = (await world["bob"].api.get(f"/api/rooms/{room}/messages")).json()["messages"]
+    assert [m["body"] for m in history] == ["一度だけ", "次"]
+    await alice.close()
+    await bob.close()
+
+
+async def test_concurrent_duplicate_sends_store_one_message(world: World) -> None:
+    room = await direct_room(world, "alice", "bob")
+    cid = client_id()
+    results = await asyncio.gather(
+        *[
+            world["alice"].api.post(
+                f"/api/rooms/{room}/messages", json={"client_id": cid, "body": "同時"}
+            )
+            for _ in range(5)
+        ]
+    )
+    ids = {r.json()["id"] for r in results}
+    assert len(ids) == 1
+    assert sorted(r.status_code for r in results) == [200, 200, 200, 200, 201]
+
+
+async def test_non_member_cannot_subscribe_or_post(world: World) -> None:
+    room = await direct_room(world, "alice", "bob")
+    carol = await Ws.connect(world.server, world["carol"].token, since={room: 0})
+    assert not [f for f in carol.seen if f["type"] == "event"], "replayed a foreign room"
+    await send_rest(world, "alice", room, "秘密")
+    await carol.send(
+        {"type": "send", "id": "x", "room_id": room, "client_id": client_id(), "body": "侵入"}
+    )
+    err = await carol.expect("error", ref="x")
+    assert err["code"] == "not_a_member"
+    await carol.send({"type": "read", "id": "y", "room_id": room, "seq": 1})
+    assert (await carol.expect("error", ref="y"))["code"] == "not_a_member"
+    await carol.send({"type": "ping", "id": "p"})
+    await carol.expect("pong", ref="p")
+    assert not [f for f in carol.seen if f["type"] == "event"]
+    history = await world["carol"].api.get(f"/api/rooms/{room}/messages")
+    assert history.status_code == 403 and history.json()["error"]["code"] == "not_a_member"
+    await carol.close()
+
+
+async def test_member_added_starts_receiving_and_removed_stops(world: World) -> None:
+    r = await world["alice"].api.post("/api/rooms", json={"name": "庶務係", "member_ids": []})
+    room = r.json()["id"]
+    carol = await Ws.connect(world.server, world["carol"].token)
+    await world["alice"].api.post(
+        f"/api/rooms/{room}/members", json={"user_ids": [world["carol"].id]}
+    )
+    added = await carol.event("member.added")
+    assert added["data"]["user"]["id"] == world["carol"].id
+    await send_rest(world, "alice", room, "ようこそ")
+    assert (await carol.event("message"))["data"]["message"]["body"] == "ようこそ"
+    await world["alice"].api.delete(f"/api/rooms/{room}/members/{world['carol'].id}")
+    await carol.event("member.removed")
+    await send_rest(world, "alice", room, "退出後")
+    await carol.send({"type": "ping", "id": "after"})
+    await carol.expect("pong", ref="after")
+    bodies = [f["data"]["message"]["body"] for f in carol.seen if f.get("event") == "message"]
+    assert bodies == ["ようこそ"]
+    await carol.close()
+
+
+async def test_sign_out_and_deactivation_close_live_connections(world: World) -> None:
+    bob = await Ws.connect(world.server, world["bob"].token)
+    r = await world["bob"].api.post("/api/auth/logout")
+    assert r.status_code == 200
+    assert await closed_code(bob) == 4003
+    # the token is dead for new connections too
+    with pytest.raises(ConnectionClosed) as info:
+        await Ws.connect(world.server, world["bob"].token)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4001
+
+    carol = await Ws.connect(world.server, world["carol"].token)
+    r = await world["admin"].api.post(f"/api/admin/users/{world['carol'].id}/deactivate")
+    assert r.status_code == 200, r.text
+    assert await closed_code(carol) == 4003
+    r = await world["carol"].api.get("/api/rooms")
+    assert r.status_code == 401
+
+
+async def test_sign_out_everywhere_closes_every_session(world: World) -> None:
+    first = await Ws.connect(world.server, world["alice"].token)
+    old_token = world["alice"].token
+    await world.sign_in(world["alice"])
+    second = await Ws.connect(world.server, world["alice"].token)
+    r = await world["alice"].api.post("/api/auth/logout-all")
+    assert r.json()["sessions_ended"] == 2
+    assert await closed_code(first) == 4003
+    assert await closed_code(second) == 4003
+    assert old_token != world["alice"].token
+
+
+async def test_bad_frames_get_errors_and_the_connection_survives(world: World) -> None:
+    alice = await Ws.connect(world.server, world["alice"].token)
+    cases = [
+        ("not json {", "bad_json"),
+        (json.dumps([1, 2]), "bad_frame"),
+        (json.dumps({"type": "fly"}), "unknown_type"),
+        (json.dumps({"type": "send", "room_id": 1}), "missing_field"),
+        (json.dumps({"type": "read", "room_id": "x", "seq": 1}), "missing_field"),
+        (
+            json.dumps(
+                {"type": "send", "room_id": 1, "client_id": "c" * 10, "body": "a" * MAX_FRAME_BYTES}
+            ),
+            "frame_too_large",
+        ),
+        (
+            json.dumps({"type": "send", "room_id": 999999, "client_id": "abcdefgh", "body": "x"}),
+            "not_a_member",
+        ),
+        (json.dumps({"type": "hello", "token": "again"}), "already_authenticated"),
+    ]
+    for raw, code in cases:
+        await alice.conn.send(raw)
+        err = await alice.expect("error")
+        assert err["code"] == code, (raw[:40], err)
+        assert err["message"] and err["message_en"]
+    await alice.conn.send(b"\x00binary")
+    assert (await alice.expect("error"))["code"] == "bad_frame"
+    await alice.send({"type": "ping", "id": "alive"})
+    await alice.expect("pong", ref="alive")
+    await alice.close()
+
+
+async def test_invalid_token_and_missing_hello_close_with_documented_code(world: World) -> None:
+    conn = await websockets.connect(world.server.ws_url)
+    await conn.send(json.dumps({"type": "hello", "token": "forged"}))
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            await asyncio.wait_for(conn.recv(), 5)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4001
+
+
+async def test_cookie_handshake_checks_origin(world: World) -> None:
+    cookie = f"kakehashi_session={world['alice'].token}"
+    host = f"127.0.0.1:{world.server.port}"
+    # a cross-site page cannot ride the cookie: the handshake is refused before upgrade
+    with pytest.raises(InvalidStatus) as info:
+        await websockets.connect(
+            world.server.ws_url,
+            origin="http://evil.example",  # type: ignore[arg-type]
+            additional_headers={"Cookie": cookie},
+        )
+    assert info.value.response.status_code == 403
+    conn = await websockets.connect(
+        world.server.ws_url,
+        origin=f"http://{host}",  # type: ignore[arg-type]
+        additional_headers={"Cookie": cookie},
+    )
+    ws = Ws(conn)
+    welcome = await ws.expect("welcome")
+    assert welcome["user"]["id"] == world["alice"].id
+    await ws.close()
+
+
+async def test_silent_client_is_dropped_by_heartbeat(world: World) -> None:
+    quick = world.server.settings.model_copy(update={"ping_interval_s": 0.2, "dead_after_s": 1.0})
+    server = Server(quick)
+    await server.start()
+    try:
+        conn = await websockets.connect(server.ws_url)
+        await conn.send(json.dumps({"type": "hello", "token": world["alice"].token}))
+        # never answer the server's pings
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await asyncio.wait_for(conn.recv(), 10)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 4009
+        # a client that answers stays
+        ws = await Ws.connect(server, world["bob"].token)
+        for _ in range(8):
+            await ws.send({"type": "ping", "id": "k"})
+            await ws.expect("pong", ref="k")
+            await asyncio.sleep(0.25)
+        await ws.close()
+    finally:
+        await server.stop()
+
+
+async def test_slow_client_is_dropped_while_others_receive_everything(world: World) -> None:
+    room = await direct_room(world, "alice", "bob")
+    r = await world["alice"].api.post(
+        "/api/rooms",
+        json={"name": "大部屋", "member_ids": [world["bob"].id, world["carol"].id]},
+    )
+    group = r.json()["id"]
+    # carol's client stops reading: a raw socket with a tiny receive buffer that, after the
+    # handshake and hello, never reads again
+    slow = await stuck_client(world.server.port, world["carol"].token)
+    bob = await Ws.connect(world.server, world["bob"].token)
+    body = "𠮷" * 9_000  # 4 bytes each in UTF-8: ~36 KB a frame
+    count = 600
+
+    async def receive_all() -> list[int]:
+        got: list[int] = []
+        while len(got) < count:
+            frame = await bob.expect("event", timeout=30, event="message")
+            got.append(int(frame["data"]["message"]["body"].split(":", 1)[0]))
+        return got
+
+    receiving = asyncio.create_task(receive_all())
+    for i in range(count):
+        await send_rest(world, "alice", group, f"{i}:{body}")
+    assert await receiving == list(range(count))
+    # the slow one was dropped once its queue overflowed
+    metrics = (await world["alice"].api.get("/metrics")).text
+    assert "kakehashi_slow_clients_dropped_total 1.0" in metrics
+    assert [c.user_id for cs in world.server.services.hub.by_user.values() for c in cs] == [
+        world["bob"].id
+    ]
+    slow.close()
+    # and it resumes on reconnect with nothing lost
+    carol = await Ws.connect(world.server, world["carol"].token, since={group: 0})
+    got = [f for f in carol.seen if f.get("event") == "message"]
+    assert len(got) == count
+    del room
+    await carol.close()
+    await bob.close()
+
+
+async def test_password_is_never_needed_on_the_websocket(world: World) -> None:
+    # The hello frame carries the opaque token only; the URL carries nothing secret.
+    ws = await Ws.connect(world.server, world["alice"].token)
+    assert "token" not in world.server.ws_url and PASSWORD not in world.server.ws_url
+    await ws.close()
