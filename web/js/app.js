@@ -1,0 +1,400 @@
+// The signed-in application: the shell (top bar, room list, main pane), the routes, the
+// websocket and the outbox.  Views live in ./views/ and get the App as their context.
+
+import { api, get, setUnauthenticatedHandler } from './api.js';
+import { clear, h, openDialog } from './dom.js';
+import { dayOf, parseDate, shortWhen, snippet } from './format.js';
+import { lang, LANGS, setLang, t } from './i18n.js';
+import * as notifier from './notify.js';
+import { Outbox } from './outbox.js';
+import { Realtime } from './realtime.js';
+import { AdminView } from './views/admin.js';
+import { DirectoryView } from './views/directory.js';
+import { RoomView } from './views/room.js';
+import { SearchView } from './views/search.js';
+
+const ROOM_REFRESH_MS = 400;
+
+export class App {
+  constructor(root, me, { onSignedOut }) {
+    this.root = root;
+    this.me = me;
+    this.onSignedOut = onSignedOut;
+    this.rooms = new Map();
+    this.users = new Map();
+    this.usersByLogin = new Map();
+    this.departments = [];
+    this.view = null;
+    this.filter = '';
+    this.refreshTimer = null;
+    this.inflight = new Set();
+    this.outbox = new Outbox(me.id);
+    this.rt = new Realtime();
+  }
+
+  get isAdmin() {
+    return this.me.role === 'admin';
+  }
+
+  async start() {
+    setUnauthenticatedHandler(() => this.signedOut());
+    await Promise.all([this.loadRooms(), this.loadDirectory()]);
+    for (const room of this.rooms.values()) this.rt.seed(room.id, room.last_seq);
+    this.renderShell();
+    this.rt.addEventListener('state', (e) => this.onState(e.detail));
+    this.rt.addEventListener('event', (e) => this.onEvent(e.detail));
+    this.rt.addEventListener('ack', (e) => this.onAck(e.detail));
+    this.rt.addEventListener('servererror', (e) => this.onServerError(e.detail));
+    this.rt.addEventListener('signedout', () => this.signedOut());
+    this.onHash = () => this.route();
+    window.addEventListener('hashchange', this.onHash);
+    this.onVisible = () => this.view?.onVisibility?.();
+    document.addEventListener('visibilitychange', this.onVisible);
+    window.addEventListener('focus', this.onVisible);
+    this.rt.start();
+    this.route();
+  }
+
+  // -- data ------------------------------------------------------------------------------
+  async loadRooms() {
+    const data = await get('/api/rooms');
+    const fresh = new Map();
+    for (const room of data.rooms) fresh.set(room.id, room);
+    this.rooms = fresh;
+  }
+
+  async loadDirectory() {
+    const [users, depts] = await Promise.all([get('/api/admin/users'), get('/api/admin/departments')]);
+    this.users = new Map(users.users.map((u) => [u.id, u]));
+    this.usersByLogin = new Map(users.users.map((u) => [u.login_id, u]));
+    this.departments = depts.departments;
+  }
+
+  userName(id, fallback) {
+    return this.users.get(id)?.display_name || fallback || t('user.unknown');
+  }
+
+  roomTitle(room) {
+    if (!room) return '';
+    return room.title || room.name || t('room.untitled');
+  }
+
+  scheduleRoomsRefresh() {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(async () => {
+      try {
+        await this.loadRooms();
+        for (const room of this.rooms.values()) this.rt.seed(room.id, room.last_seq);
+        this.renderRoomList();
+        this.view?.onRoomsChanged?.();
+      } catch {
+        // offline: the next event or reconnect refreshes again
+      }
+    }, ROOM_REFRESH_MS);
+  }
+
+  // -- realtime ----------------------------------------------------------------------------
+  onState(state) {
+    this.shell.dataset.conn = state;
+    const text = { offline: t('conn.offline'), connecting: t('conn.connecting'), syncing: t('conn.connecting'), online: '' }[state];
+    this.connEl.textContent = text;
+    this.connEl.hidden = !text;
+    if (state === 'online') {
+      this.inflight.clear();
+      this.flushOutbox();
+      this.scheduleRoomsRefresh();
+    }
+    this.view?.onConnection?.(state);
+  }
+
+  /** Send what waits in the outbox (each with its own client_id; resends are harmless). */
+  flushOutbox() {
+    for (const item of this.outbox.pending()) {
+      if (this.inflight.has(item.client_id)) continue;
+      const sent = this.rt.send({
+        type: 'send', id: item.client_id, room_id: item.room_id, client_id: item.client_id,
+        body: item.body, reply_to: item.reply_to,
+      });
+      if (!sent) break;
+      this.inflight.add(item.client_id);
+    }
+  }
+
+  sendMessage(roomId, body, replyTo) {
+    const item = this.outbox.add({ room_id: roomId, body, reply_to: replyTo });
+    this.flushOutbox();
+    return item;
+  }
+
+  retryMessage(clientId) {
+    this.outbox.retry(clientId);
+    this.inflight.delete(clientId);
+    this.flushOutbox();
+  }
+
+  discardMessage(clientId) {
+    this.outbox.remove(clientId);
+  }
+
+  onAck(ack) {
+    if (!ack.client_id) return;
+    this.inflight.delete(ack.client_id);
+    this.outbox.remove(ack.client_id);
+    this.view?.onAck?.(ack);
+  }
+
+  onServerError(frame) {
+    const item = frame.ref ? this.outbox.get(frame.ref) : null;
+    if (!item) return;
+    this.inflight.delete(item.client_id);
+    this.outbox.fail(item.client_id, { message: frame.message, message_en: frame.message_en, code: frame.code });
+    this.view?.onSendFailed?.(item);
+  }
+
+  onEvent(frame) {
+    const room = this.rooms.get(frame.room_id);
+    const data = frame.data || {};
+    if (!room) {
+      this.scheduleRoomsRefresh();
+    } else {
+      room.last_seq = Math.max(room.last_seq || 0, frame.seq);
+      switch (frame.event) {
+        case 'message': {
+          const msg = data.message;
+          room.last_message = msg;
+          room.last_activity_at = frame.at || room.last_activity_at;
+          if (msg.sender_id !== this.me.id) {
+            const reading = this.view instanceof RoomView && this.view.roomId === room.id && this.view.isReading();
+            if (!reading) {
+              room.unread += 1;
+              if (this.mentionsMe(msg)) room.mentions += 1;
+            }
+            this.maybeNotify(room, msg, reading);
+          }
+          break;
+        }
+        case 'message.edited':
+          if (room.last_message?.id === data.message.id) room.last_message = data.message;
+          break;
+        case 'message.recalled':
+          if (room.last_message?.id === data.message_id) {
+            room.last_message = { ...room.last_message, recalled: true, body: '' };
+          }
+          break;
+        case 'read':
+          if (data.user_id === this.me.id) {
+            room.read_seq = Math.max(room.read_seq || 0, data.read_seq);
+            this.scheduleRoomsRefresh();
+          }
+          break;
+        case 'reaction':
+          break;
+        default:
+          this.scheduleRoomsRefresh();
+      }
+      this.renderRoomList();
+    }
+    if (this.view?.roomId === frame.room_id) this.view.onEvent(frame);
+  }
+
+  mentionsMe(msg) {
+    return Boolean(msg.mention_all) || (msg.mentions || []).includes(this.me.id);
+  }
+
+  /** Mark a room read locally (the view sends the read frame). */
+  markedRead(roomId, seq) {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    room.read_seq = Math.max(room.read_seq || 0, seq);
+    if (room.read_seq >= room.last_seq) {
+      room.unread = 0;
+      room.mentions = 0;
+    }
+    this.renderRoomList();
+  }
+
+  maybeNotify(room, msg, reading) {
+    if (reading && document.visibilityState === 'visible' && document.hasFocus()) return;
+    if (room.kind !== 'direct' && !this.mentionsMe(msg)) return;
+    const sender = msg.sender_name || this.userName(msg.sender_id);
+    const title = room.kind === 'direct' ? sender : `${this.roomTitle(room)} — ${sender}`;
+    notifier.notify({
+      title, body: snippet(msg.body, 120), tag: `room-${room.id}`,
+      onClick: () => { window.location.hash = `#/room/${room.id}`; },
+    });
+  }
+
+  // -- shell -------------------------------------------------------------------------------
+  renderShell() {
+    const langSelect = h('select', {
+      class: 'lang-select', 'aria-label': t('settings.language'),
+      onchange: (e) => setLang(e.target.value),
+    }, LANGS.map((code) => h('option', { value: code, selected: code === lang() }, t(`lang.${code}`))));
+    this.connEl = h('div', { class: 'conn', role: 'status', 'aria-live': 'polite', hidden: true });
+    this.searchInput = h('input', {
+      type: 'search', class: 'search-input', name: 'q', placeholder: t('rooms.search_placeholder'),
+      'aria-label': t('rooms.search_label'), autocomplete: 'off',
+      oninput: (e) => { this.filter = e.target.value.trim(); this.renderRoomList(); },
+    });
+    const searchForm = h('form', {
+      role: 'search', class: 'search-form',
+      onsubmit: (e) => {
+        e.preventDefault();
+        const q = this.searchInput.value.trim();
+        if (q) window.location.hash = `#/search?q=${encodeURIComponent(q)}`;
+      },
+    }, this.searchInput, h('button', { type: 'submit', class: 'btn icon', title: t('rooms.search_messages') }, t('rooms.search_button')));
+    this.roomList = h('ul', { class: 'room-list', 'aria-label': t('rooms.list') });
+    this.offerEl = h('div', { class: 'notify-offer-slot' });
+    this.main = h('main', { class: 'main', id: 'main', tabindex: '-1' });
+    this.shell = h('div', { class: 'shell', dataset: { conn: 'connecting' } },
+      h('header', { class: 'topbar' },
+        h('a', { class: 'brand', href: '#/' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, '⌒'), t('app.name')),
+        this.connEl,
+        h('nav', { class: 'top-actions', 'aria-label': t('nav.label') },
+          this.isAdmin ? h('a', { class: 'btn ghost', href: '#/admin' }, t('nav.admin')) : null,
+          langSelect,
+          h('button', { type: 'button', class: 'btn ghost me-button', onclick: () => this.openSettings(), 'aria-label': t('settings.open_for', { name: this.me.display_name }) },
+            h('span', { class: 'me-name' }, this.me.display_name), h('span', { class: 'gear', 'aria-hidden': 'true' }, '⚙')),
+          h('button', { type: 'button', class: 'btn ghost signout', onclick: () => this.signOut() }, t('nav.sign_out')))),
+      h('aside', { class: 'sidebar', 'aria-label': t('rooms.sidebar') },
+        h('div', { class: 'sidebar-tools' }, searchForm,
+          h('a', { class: 'btn primary new-chat', href: '#/new' }, t('rooms.new_chat'))),
+        this.offerEl,
+        this.roomList),
+      this.main);
+    clear(this.root);
+    this.root.className = '';
+    this.root.append(this.shell);
+    this.renderOffer();
+    this.renderRoomList();
+  }
+
+  renderOffer() {
+    clear(this.offerEl);
+    if (!notifier.shouldOffer()) return;
+    const box = h('div', { class: 'notify-offer', role: 'region', 'aria-label': t('notify.offer_label') },
+      h('p', null, t('notify.offer')),
+      h('div', { class: 'row' },
+        h('button', { type: 'button', class: 'btn primary small', onclick: async () => { await notifier.requestPermission(); this.renderOffer(); } }, t('notify.enable')),
+        h('button', { type: 'button', class: 'btn small', onclick: () => { notifier.dismissOffer(); this.renderOffer(); } }, t('notify.later'))));
+    this.offerEl.append(box);
+  }
+
+  sortedRooms() {
+    const at = (r) => parseDate(r.last_message?.created_at || r.last_activity_at || r.created_at)?.getTime() || 0;
+    return [...this.rooms.values()].sort((a, b) => at(b) - at(a) || b.id - a.id);
+  }
+
+  renderRoomList() {
+    if (!this.roomList) return;
+    const focusedId = document.activeElement?.dataset?.roomId;
+    const currentId = this.view instanceof RoomView ? this.view.roomId : null;
+    const needle = this.filter.toLowerCase();
+    const items = this.sortedRooms().filter((r) => !needle || this.roomTitle(r).toLowerCase().includes(needle));
+    clear(this.roomList);
+    if (!items.length) {
+      this.roomList.append(h('li', { class: 'empty' }, needle ? t('rooms.no_match') : t('rooms.none')));
+    }
+    for (const room of items) {
+      const last = room.last_message;
+      let preview = '';
+      if (last) {
+        const body = last.recalled ? t('message.recalled') : snippet(last.body, 80);
+        const who = last.sender_id === this.me.id ? t('rooms.you') : (room.kind === 'direct' ? '' : this.userName(last.sender_id, last.sender_name));
+        preview = who ? `${who}: ${body}` : body;
+      }
+      const when = parseDate(last?.created_at || room.last_activity_at);
+      const labelParts = [this.roomTitle(room)];
+      if (room.unread) labelParts.push(t('rooms.unread_label', { n: room.unread }));
+      if (room.mentions) labelParts.push(t('rooms.mentions_label', { n: room.mentions }));
+      const link = h('a', {
+        href: `#/room/${room.id}`, class: `room-item${room.unread ? ' has-unread' : ''}`,
+        'aria-current': room.id === currentId ? 'page' : undefined,
+        'aria-label': labelParts.join('、'),
+        dataset: { roomId: String(room.id) },
+      },
+      h('span', { class: 'room-avatar', 'aria-hidden': 'true' }, room.kind === 'direct' ? this.roomTitle(room).slice(0, 1) : '#'),
+      h('span', { class: 'room-main' },
+        h('span', { class: 'room-top' },
+          h('span', { class: 'room-title' }, this.roomTitle(room)),
+          h('time', { class: 'room-when', datetime: when ? when.toISOString() : undefined, title: when ? dayOf(when) : undefined }, when ? shortWhen(when) : '')),
+        h('span', { class: 'room-bottom' },
+          h('span', { class: 'room-preview' }, preview),
+          room.mentions ? h('span', { class: 'badge mention', 'aria-hidden': 'true' }, `@${room.mentions}`) : null,
+          room.unread ? h('span', { class: 'badge unread', 'aria-hidden': 'true' }, room.unread > 999 ? '999+' : String(room.unread)) : null)));
+      this.roomList.append(h('li', null, link));
+    }
+    if (focusedId) this.roomList.querySelector(`[data-room-id="${CSS.escape(focusedId)}"]`)?.focus();
+  }
+
+  // -- routes ------------------------------------------------------------------------------
+  route() {
+    const hash = window.location.hash || '#/';
+    const [path, query = ''] = hash.slice(1).split('?');
+    const params = new URLSearchParams(query);
+    const parts = path.split('/').filter(Boolean);
+    this.view?.destroy?.();
+    this.view = null;
+    let view = null;
+    if (parts[0] === 'room' && /^\d+$/.test(parts[1] || '')) {
+      view = new RoomView(this, Number(parts[1]), { jumpSeq: Number(params.get('seq')) || null });
+    } else if (parts[0] === 'new') {
+      view = new DirectoryView(this);
+    } else if (parts[0] === 'admin' && this.isAdmin) {
+      view = new AdminView(this);
+    } else if (parts[0] === 'search') {
+      view = new SearchView(this, params.get('q') || '');
+    }
+    this.view = view;
+    this.shell.classList.toggle('has-main', Boolean(view));
+    clear(this.main);
+    if (view) {
+      this.main.append(view.el);
+      view.load?.();
+    } else {
+      this.main.append(h('div', { class: 'placeholder' },
+        h('p', { class: 'placeholder-title' }, t('main.pick_room')),
+        h('p', null, t('main.pick_room_hint'))));
+    }
+    this.renderRoomList();
+  }
+
+  // -- settings and sign-out --------------------------------------------------------------
+  openSettings() {
+    const perm = notifier.permission();
+    const permText = { granted: t('notify.state_granted'), denied: t('notify.state_denied'), default: t('notify.state_default'), unsupported: t('notify.state_unsupported') }[perm];
+    const sound = h('input', { type: 'checkbox', id: 'settings-sound', checked: notifier.soundOn(), onchange: (e) => notifier.setSound(e.target.checked) });
+    const langSel = h('select', { id: 'settings-lang', onchange: (e) => setLang(e.target.value) },
+      LANGS.map((code) => h('option', { value: code, selected: code === lang() }, t(`lang.${code}`))));
+    const body = h('div', { class: 'settings' },
+      h('p', { class: 'settings-who' }, `${this.me.display_name} (${this.me.login_id})`),
+      h('div', { class: 'field' }, h('label', { for: 'settings-lang' }, t('settings.language')), langSel),
+      h('div', { class: 'field' }, h('span', { class: 'label' }, t('notify.title')), h('p', { class: 'hint' }, permText),
+        perm === 'default' ? h('button', { type: 'button', class: 'btn small', onclick: async () => { await notifier.requestPermission(); this.renderOffer(); } }, t('notify.enable')) : null),
+      h('div', { class: 'field checkbox' }, sound, h('label', { for: 'settings-sound' }, t('notify.sound'))),
+      h('button', { type: 'button', class: 'btn danger', onclick: () => this.signOut() }, t('nav.sign_out')));
+    openDialog({ title: t('settings.title'), body, actions: [{ label: t('common.close'), value: 'close', primary: true }] });
+  }
+
+  async signOut() {
+    try {
+      await api('POST', '/api/auth/logout', { json: {} });
+    } catch {
+      // signed out already, or offline: the cookie goes with the next sign-in
+    }
+    this.signedOut();
+  }
+
+  signedOut() {
+    if (this.ended) return;
+    this.ended = true;
+    this.rt.stop();
+    this.view?.destroy?.();
+    window.removeEventListener('hashchange', this.onHash);
+    document.removeEventListener('visibilitychange', this.onVisible);
+    window.removeEventListener('focus', this.onVisible);
+    this.onSignedOut();
+  }
+}
+

@@ -1,0 +1,695 @@
+// One room: history paged by sequence as you scroll up, a divider at the first unread, own
+// messages with read counts (who read / who has not on a click), replies, reactions, edit and
+// recall, and messages that show at once (pending) and turn "sent" when the server acks them.
+//
+// Later parts slot in here: attachments and field reports render inside `renderBody()`'s
+// bubble (see docs/web.md), fed by the same message events.
+
+import { api, get } from '../api.js';
+import { clear, h, openDialog, toast } from '../dom.js';
+import { dayKey, dayOf, fullWhen, messageNodes, parseDate, snippet, timeOf } from '../format.js';
+import { serverText, t } from '../i18n.js';
+import { Composer } from './composer.js';
+
+const PAGE = 50;
+const CONTEXT_BEFORE_UNREAD = 20;
+const NEAR_TOP_PX = 240;
+const NEAR_BOTTOM_PX = 80;
+const READ_DEBOUNCE_MS = 250;
+export const STAMPS = ['了解', 'ありがとう', '確認します', 'お疲れ様です', '👍', '🙏', '😄', '👀'];
+
+export class RoomView {
+  constructor(app, roomId, { jumpSeq = null } = {}) {
+    this.app = app;
+    this.roomId = roomId;
+    this.jumpSeq = jumpSeq;
+    this.msgs = [];
+    this.byId = new Map();
+    this.byClient = new Map();
+    this.positions = new Map();
+    this.members = [];
+    this.room = null;
+    this.hasBefore = false;
+    this.hasAfter = false;
+    this.firstUnread = null;
+    this.loadingOlder = false;
+    this.loadingNewer = false;
+    this.myRead = 0;
+    this.readTimer = null;
+    this.destroyed = false;
+    this.build();
+  }
+
+  get me() {
+    return this.app.me;
+  }
+
+  // -- layout -----------------------------------------------------------------------------
+  build() {
+    const summary = this.app.rooms.get(this.roomId);
+    this.titleId = `room-title-${this.roomId}`;
+    this.titleEl = h('h1', { id: this.titleId, class: 'room-name' }, summary ? this.app.roomTitle(summary) : '');
+    this.subEl = h('p', { class: 'room-sub' });
+    this.membersButton = h('button', { type: 'button', class: 'btn ghost small', onclick: () => this.showMembers() }, t('room.members'));
+    this.topEl = h('div', { class: 'history-top' });
+    this.list = h('div', { class: 'messages' });
+    this.history = h('div', {
+      class: 'history', role: 'log', 'aria-labelledby': this.titleId, tabindex: '0',
+      onscroll: () => this.onScroll(),
+    }, this.topEl, this.list);
+    this.newBelow = h('button', { type: 'button', class: 'btn primary new-below', hidden: true, onclick: () => this.scrollToBottom(true) }, t('room.new_below'));
+    this.composer = new Composer({
+      candidates: () => this.mentionCandidates(),
+      onSend: (body, replyTo) => this.send(body, replyTo),
+    });
+    this.el = h('section', { class: 'room', 'aria-labelledby': this.titleId },
+      h('header', { class: 'room-header' },
+        h('a', { class: 'btn ghost back', href: '#/', 'aria-label': t('room.back') }, '‹'),
+        h('div', { class: 'room-heading' }, this.titleEl, this.subEl),
+        this.membersButton),
+      h('div', { class: 'history-wrap' }, this.history, this.newBelow),
+      this.composer.el);
+  }
+
+  destroy() {
+    this.destroyed = true;
+    clearTimeout(this.readTimer);
+  }
+
+  // -- loading ----------------------------------------------------------------------------
+  async load() {
+    this.topEl.textContent = t('room.loading');
+    try {
+      const pagePath = this.jumpSeq
+        ? `/api/rooms/${this.roomId}/messages?after=${Math.max(0, this.jumpSeq - 10)}&limit=${PAGE}`
+        : `/api/rooms/${this.roomId}/messages?around=first_unread&limit=${PAGE}`;
+      const [room, page] = await Promise.all([this.loadRoom(), get(pagePath)]);
+      if (this.destroyed) return;
+      this.room = room;
+      this.myRead = page.read_seq;
+      this.firstUnread = this.jumpSeq ? null : page.first_unread_seq;
+      this.hasBefore = page.has_before;
+      this.hasAfter = page.has_after;
+      this.addMessages(page.messages);
+      if (this.firstUnread && this.hasBefore) {
+        const older = await get(`/api/rooms/${this.roomId}/messages?before=${this.firstUnread}&limit=${CONTEXT_BEFORE_UNREAD}`);
+        this.hasBefore = older.has_before;
+        this.addMessages(older.messages);
+      }
+      for (const item of this.app.outbox.forRoom(this.roomId)) this.addPending(item);
+    } catch (err) {
+      if (this.destroyed) return;
+      clear(this.topEl).append(h('span', { class: 'form-error', role: 'alert' }, err.text || t('error.unknown')));
+      return;
+    }
+    this.renderAll();
+    const divider = this.list.querySelector('.unread-divider');
+    const target = this.jumpSeq ? this.list.querySelector(`[data-seq="${this.jumpSeq}"]`) : divider;
+    if (target) {
+      target.scrollIntoView({ block: this.jumpSeq ? 'center' : 'start' });
+      if (this.jumpSeq) target.classList.add('flash');
+    } else {
+      this.scrollToBottom();
+    }
+    this.composer.focus();
+    this.markReadSoon();
+  }
+
+  async loadRoom() {
+    const room = await get(`/api/rooms/${this.roomId}`);
+    this.members = room.members;
+    this.positions = new Map(room.members.map((m) => [m.id, m.read_seq]));
+    const summary = this.app.rooms.get(this.roomId);
+    let title = summary ? this.app.roomTitle(summary) : room.name;
+    if (!title && room.kind === 'direct') title = room.members.find((m) => m.id !== this.me.id)?.display_name;
+    this.titleEl.textContent = title || t('room.untitled');
+    this.subEl.textContent = room.kind === 'direct' ? t('room.direct') : t('room.member_count', { n: room.members.length });
+    return room;
+  }
+
+  async loadOlder() {
+    if (this.loadingOlder || !this.hasBefore) return;
+    const oldest = this.msgs.find((m) => m.seq);
+    if (!oldest) return;
+    this.loadingOlder = true;
+    this.topEl.textContent = t('room.loading');
+    try {
+      const page = await get(`/api/rooms/${this.roomId}/messages?before=${oldest.seq}&limit=${PAGE}`);
+      if (this.destroyed) return;
+      // Keep the message that was on top where it was (renderAll makes new elements).
+      const before = oldest.el ? oldest.el.offsetTop - this.history.scrollTop : 0;
+      this.hasBefore = page.has_before;
+      this.addMessages(page.messages);
+      this.renderAll();
+      if (oldest.el) this.history.scrollTop = oldest.el.offsetTop - before;
+    } catch (err) {
+      toast(err.text || t('error.unknown'), { error: true });
+    } finally {
+      this.loadingOlder = false;
+      this.renderTop();
+    }
+  }
+
+  async loadNewer() {
+    if (this.loadingNewer || !this.hasAfter) return;
+    const newest = [...this.msgs].reverse().find((m) => m.seq);
+    if (!newest) return;
+    this.loadingNewer = true;
+    try {
+      const page = await get(`/api/rooms/${this.roomId}/messages?after=${newest.seq}&limit=${PAGE}`);
+      if (this.destroyed) return;
+      this.hasAfter = page.has_after;
+      this.addMessages(page.messages);
+      this.renderAll();
+      this.markReadSoon();
+    } catch (err) {
+      toast(err.text || t('error.unknown'), { error: true });
+    } finally {
+      this.loadingNewer = false;
+    }
+  }
+
+  // -- the model --------------------------------------------------------------------------
+  normalise(m) {
+    return { ...m, reactions: m.reactions || {}, state: 'sent' };
+  }
+
+  addMessages(list) {
+    for (const raw of list) this.upsert(raw);
+    this.sort();
+  }
+
+  /** Insert or merge a server message; returns [message, isNew]. */
+  upsert(raw) {
+    let m = this.byId.get(raw.id);
+    if (!m && raw.client_id && raw.sender_id === this.me.id) m = this.byClient.get(raw.client_id);
+    if (m) {
+      const reactions = raw.reactions || m.reactions;
+      Object.assign(m, raw, { reactions, state: 'sent' });
+      this.byId.set(m.id, m);
+      if (m.client_id && this.app.outbox.get(m.client_id)) this.app.outbox.remove(m.client_id);
+      return [m, false];
+    }
+    m = this.normalise(raw);
+    this.msgs.push(m);
+    this.byId.set(m.id, m);
+    if (m.client_id && m.sender_id === this.me.id) {
+      this.byClient.set(m.client_id, m);
+      // Stored already (its ack was lost): it must not wait in the outbox to be shown again.
+      if (this.app.outbox.get(m.client_id)) this.app.outbox.remove(m.client_id);
+    }
+    return [m, true];
+  }
+
+  addPending(item) {
+    if (this.byClient.has(item.client_id)) return null;
+    const m = {
+      id: null, seq: null, sender_id: this.me.id, sender_name: this.me.display_name,
+      client_id: item.client_id, body: item.body, recalled: false, reply_to_id: item.reply_to,
+      mentions: [], mention_all: false, created_at: item.created_at, edited_at: null,
+      reactions: {}, state: item.state, error: item.error,
+    };
+    this.msgs.push(m);
+    this.byClient.set(item.client_id, m);
+    return m;
+  }
+
+  sort() {
+    const key = (m) => (m.seq ?? Number.MAX_SAFE_INTEGER);
+    this.msgs.sort((a, b) => key(a) - key(b) || String(a.created_at).localeCompare(String(b.created_at)));
+  }
+
+  readCount(m) {
+    let n = 0;
+    for (const [uid, pos] of this.positions) if (uid !== m.sender_id && pos >= m.seq) n += 1;
+    return n;
+  }
+
+  mentionCandidates() {
+    return this.members.filter((m) => m.id !== this.me.id).map((m) => {
+      const u = this.app.users.get(m.id);
+      return { id: m.id, login_id: u?.login_id || '', display_name: m.display_name, kana: u?.kana || '' };
+    }).filter((c) => c.login_id);
+  }
+
+  // -- rendering --------------------------------------------------------------------------
+  renderTop() {
+    this.topEl.textContent = this.hasBefore ? (this.loadingOlder ? t('room.loading') : '') : t('room.beginning');
+  }
+
+  renderAll() {
+    this.renderTop();
+    const nodes = [];
+    let lastDay = null;
+    let dividerDone = false;
+    for (const m of this.msgs) {
+      const when = parseDate(m.created_at) || new Date();
+      if (dayKey(when) !== lastDay) {
+        lastDay = dayKey(when);
+        nodes.push(h('div', { class: 'day-divider', role: 'separator' }, h('span', null, dayOf(when))));
+      }
+      if (!dividerDone && this.firstUnread && m.seq && m.seq >= this.firstUnread) {
+        dividerDone = true;
+        nodes.push(h('div', { class: 'unread-divider', role: 'separator', 'aria-label': t('room.unread_divider') }, h('span', null, t('room.unread_divider'))));
+      }
+      m.el = this.renderMessage(m);
+      nodes.push(m.el);
+    }
+    if (!this.msgs.length) nodes.push(h('p', { class: 'empty-room' }, t('room.empty')));
+    this.list.replaceChildren(...nodes);
+  }
+
+  /** Append a new message at the end (a new day gets its divider). */
+  appendMessage(m) {
+    const prev = this.msgs[this.msgs.indexOf(m) - 1];
+    const when = parseDate(m.created_at) || new Date();
+    this.list.querySelector('.empty-room')?.remove();
+    if (!prev || dayKey(parseDate(prev.created_at) || new Date()) !== dayKey(when)) {
+      this.list.append(h('div', { class: 'day-divider', role: 'separator' }, h('span', null, dayOf(when))));
+    }
+    m.el = this.renderMessage(m);
+    this.list.append(m.el);
+  }
+
+  refresh(m) {
+    if (!m.el || !m.el.isConnected) return;
+    const el = this.renderMessage(m);
+    m.el.replaceWith(el);
+    m.el = el;
+  }
+
+  senderName(m) {
+    return m.sender_name || this.app.userName(m.sender_id);
+  }
+
+  renderMessage(m) {
+    const mine = m.sender_id === this.me.id;
+    const when = parseDate(m.created_at) || new Date();
+    const el = h('article', {
+      class: `msg${mine ? ' mine' : ''}${m.recalled ? ' recalled' : ''}`,
+      dataset: { state: m.state, id: m.id ? String(m.id) : '', seq: m.seq ? String(m.seq) : '', clientId: m.client_id || '' },
+      'aria-label': t('message.label', { name: this.senderName(m), time: timeOf(when) }),
+    });
+    if (!mine) el.append(h('div', { class: 'msg-sender' }, this.senderName(m)));
+    const bubble = h('div', { class: 'msg-bubble' });
+    if (m.reply_to_id) bubble.append(this.renderQuote(m.reply_to_id));
+    if (m.editing) bubble.append(this.renderEditor(m));
+    else bubble.append(this.renderBody(m));
+    const meta = h('div', { class: 'msg-meta' },
+      h('time', { datetime: when.toISOString(), title: fullWhen(when) }, timeOf(when)),
+      m.edited_at && !m.recalled ? h('span', { class: 'edited' }, t('message.edited')) : null,
+      mine ? this.renderStatus(m) : null);
+    el.append(h('div', { class: 'msg-line' }, bubble, meta));
+    const reactions = this.renderReactions(m);
+    if (reactions) el.append(reactions);
+    if (m.state === 'sent' && !m.recalled && !m.editing) el.append(this.renderActions(m, mine));
+    return el;
+  }
+
+  renderBody(m) {
+    if (m.recalled) return h('p', { class: 'msg-body recalled-text' }, t('message.recalled'));
+    const me = this.app.users.get(this.me.id);
+    return h('p', { class: 'msg-body' }, messageNodes(m.body, {
+      loginToName: (login) => this.app.usersByLogin.get(login)?.display_name,
+      myLogin: me?.login_id,
+    }));
+  }
+
+  renderQuote(id) {
+    const q = this.byId.get(id);
+    const text = q ? (q.recalled ? t('message.recalled') : snippet(q.body, 60)) : t('message.quote_unloaded');
+    const name = q ? this.senderName(q) : '';
+    return h('button', {
+      type: 'button', class: 'quote', 'aria-label': t('message.quote_label', { name, text }),
+      onclick: () => {
+        if (q?.el) {
+          q.el.scrollIntoView({ block: 'center', behavior: 'smooth' });
+          q.el.classList.add('flash');
+          setTimeout(() => q.el?.classList.remove('flash'), 1600);
+        }
+      },
+    }, h('span', { class: 'quote-name' }, name), h('span', { class: 'quote-text' }, text));
+  }
+
+  renderStatus(m) {
+    if (m.state === 'pending') {
+      const offline = this.app.rt.state !== 'online';
+      return h('span', { class: 'status pending' }, offline ? t('message.waiting') : t('message.sending'));
+    }
+    if (m.state === 'failed') {
+      const reason = m.error ? serverText(m.error) : '';
+      return h('span', { class: 'status failed', role: 'alert' }, t('message.failed'), reason ? ` (${reason})` : '',
+        h('button', { type: 'button', class: 'btn small', onclick: () => this.retry(m) }, t('message.retry')),
+        h('button', { type: 'button', class: 'btn small', onclick: () => this.discard(m) }, t('message.discard')));
+    }
+    if (m.recalled) return null;
+    return h('button', {
+      type: 'button', class: 'status read-label', onclick: () => this.showReaders(m),
+      'aria-haspopup': 'dialog',
+    }, this.readLabel(m));
+  }
+
+  readLabel(m) {
+    const n = this.readCount(m);
+    if (!n) return t('message.sent');
+    return this.room?.kind === 'direct' ? t('message.read') : t('message.read_n', { n });
+  }
+
+  renderReactions(m) {
+    const entries = Object.entries(m.reactions || {}).filter(([, users]) => users.length);
+    if (!entries.length || m.recalled) return null;
+    return h('div', { class: 'reactions' }, entries.map(([emoji, users]) => {
+      const mineToo = users.includes(this.me.id);
+      const names = users.map((id) => this.app.userName(id)).join('、');
+      return h('button', {
+        type: 'button', class: `reaction${mineToo ? ' mine' : ''}`, 'aria-pressed': String(mineToo),
+        title: names, 'aria-label': t('message.reaction_label', { emoji, n: users.length, names }),
+        onclick: () => this.react(m, emoji, !mineToo),
+      }, h('span', { class: 'reaction-emoji' }, emoji), h('span', { class: 'reaction-count' }, String(users.length)));
+    }));
+  }
+
+  renderActions(m, mine) {
+    const picker = h('div', { class: 'stamp-picker', role: 'group', 'aria-label': t('message.stamps'), hidden: true },
+      STAMPS.map((s) => h('button', { type: 'button', class: 'stamp', onclick: () => { picker.hidden = true; this.react(m, s, true); } }, s)));
+    picker.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        picker.hidden = true;
+        stampButton.focus();
+      }
+    });
+    const stampButton = h('button', {
+      type: 'button', class: 'act', 'aria-expanded': 'false', 'aria-label': t('message.react'),
+      onclick: () => {
+        picker.hidden = !picker.hidden;
+        stampButton.setAttribute('aria-expanded', String(!picker.hidden));
+        if (!picker.hidden) picker.querySelector('button')?.focus();
+      },
+    }, '☺');
+    return h('div', { class: 'msg-actions', role: 'toolbar', 'aria-label': t('message.actions') },
+      h('button', { type: 'button', class: 'act', onclick: () => this.composer.setReply(m, this.senderName(m)) }, t('message.reply')),
+      stampButton,
+      mine ? h('button', { type: 'button', class: 'act', onclick: () => this.startEdit(m) }, t('message.edit')) : null,
+      mine ? h('button', { type: 'button', class: 'act danger', onclick: () => this.recall(m) }, t('message.recall')) : null,
+      picker);
+  }
+
+  renderEditor(m) {
+    const area = h('textarea', { class: 'edit-input', 'aria-label': t('message.edit_label'), rows: Math.min(6, m.body.split('\n').length + 1), maxlength: 10000 });
+    area.value = m.draft ?? m.body;
+    area.addEventListener('input', () => { m.draft = area.value; });
+    const save = async () => {
+      const body = area.value;
+      if (!body.trim()) return;
+      try {
+        const res = await api('PATCH', `/api/messages/${m.id}`, { json: { body } });
+        Object.assign(m, { body: res.body, edited_at: res.edited_at, mentions: res.mentions, mention_all: res.mention_all });
+        this.stopEdit(m);
+      } catch (err) {
+        toast(err.text || t('error.unknown'), { error: true });
+      }
+    };
+    area.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        this.stopEdit(m);
+      } else if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+        e.preventDefault();
+        save();
+      }
+    });
+    setTimeout(() => area.focus(), 0);
+    return h('div', { class: 'editor' }, area,
+      h('div', { class: 'row' },
+        h('button', { type: 'button', class: 'btn primary small', onclick: save }, t('common.save')),
+        h('button', { type: 'button', class: 'btn small', onclick: () => this.stopEdit(m) }, t('common.cancel'))));
+  }
+
+  // -- actions ----------------------------------------------------------------------------
+  async send(body, replyTo) {
+    if (this.hasAfter) {
+      // We are reading an older stretch: jump to the newest first so the new message lands
+      // after everything else.
+      this.jumpSeq = null;
+      this.msgs = [];
+      this.byId.clear();
+      this.byClient.clear();
+      await this.load();
+    }
+    const item = this.app.sendMessage(this.roomId, body, replyTo);
+    const m = this.addPending(item);
+    if (m) {
+      this.appendMessage(m);
+      this.scrollToBottom();
+    }
+  }
+
+  retry(m) {
+    m.state = 'pending';
+    m.error = null;
+    this.refresh(m);
+    this.app.retryMessage(m.client_id);
+  }
+
+  discard(m) {
+    this.app.discardMessage(m.client_id);
+    this.msgs = this.msgs.filter((x) => x !== m);
+    this.byClient.delete(m.client_id);
+    m.el?.remove();
+  }
+
+  async react(m, emoji, on) {
+    try {
+      await api(on ? 'PUT' : 'DELETE', `/api/messages/${m.id}/reactions/${encodeURIComponent(emoji)}`);
+    } catch (err) {
+      toast(err.text || t('error.unknown'), { error: true });
+    }
+  }
+
+  startEdit(m) {
+    m.editing = true;
+    m.draft = m.body;
+    this.refresh(m);
+  }
+
+  stopEdit(m) {
+    m.editing = false;
+    m.draft = undefined;
+    this.refresh(m);
+    m.el?.querySelector('.act')?.focus();
+  }
+
+  async recall(m) {
+    const { closed } = openDialog({
+      title: t('message.recall_title'),
+      body: h('p', null, t('message.recall_confirm')),
+      actions: [
+        { label: t('common.cancel'), value: 'cancel', autofocus: true },
+        { label: t('message.recall'), value: 'recall', danger: true },
+      ],
+    });
+    if ((await closed) !== 'recall') return;
+    try {
+      await api('POST', `/api/messages/${m.id}/recall`, { json: {} });
+      Object.assign(m, { recalled: true, body: '', reactions: {} });
+      this.refresh(m);
+    } catch (err) {
+      toast(err.text || t('error.unknown'), { error: true });
+    }
+  }
+
+  async showReaders(m) {
+    let data;
+    try {
+      data = await get(`/api/messages/${m.id}/readers`);
+    } catch (err) {
+      toast(err.text || t('error.unknown'), { error: true });
+      return;
+    }
+    const list = (people) => (people.length
+      ? h('ul', { class: 'people' }, people.map((p) => h('li', null, p.display_name)))
+      : h('p', { class: 'hint' }, t('readers.none')));
+    openDialog({
+      title: t('readers.title'),
+      className: 'readers-dialog',
+      body: h('div', { class: 'readers' },
+        h('section', { class: 'readers-read' }, h('h3', null, t('readers.read', { n: data.read.length })), list(data.read)),
+        h('section', { class: 'readers-unread' }, h('h3', null, t('readers.unread', { n: data.unread.length })), list(data.unread))),
+      actions: [{ label: t('common.close'), value: 'close', primary: true }],
+    });
+  }
+
+  showMembers() {
+    openDialog({
+      title: t('room.members_title', { n: this.members.length }),
+      body: h('ul', { class: 'people' }, this.members.map((m) => h('li', null, m.display_name,
+        m.id === this.me.id ? h('span', { class: 'hint' }, ` ${t('room.you')}`) : null))),
+      actions: [{ label: t('common.close'), value: 'close', primary: true }],
+    });
+  }
+
+  // -- realtime ---------------------------------------------------------------------------
+  onEvent(frame) {
+    const data = frame.data || {};
+    switch (frame.event) {
+      case 'message': {
+        if (this.hasAfter) return; // an older stretch is shown; paging brings it in
+        const nearBottom = this.nearBottom();
+        const existed = this.byId.get(data.message.id) || (data.message.sender_id === this.me.id && this.byClient.get(data.message.client_id));
+        const [m] = this.upsert(data.message);
+        if (existed) {
+          this.sort();
+          this.refresh(m);
+          break;
+        }
+        const pendingTail = this.msgs.filter((x) => !x.seq);
+        this.sort();
+        if (pendingTail.length) this.renderAll();
+        else this.appendMessage(m);
+        if (nearBottom || m.sender_id === this.me.id) this.scrollToBottom();
+        else this.newBelow.hidden = false;
+        this.markReadSoon();
+        break;
+      }
+      case 'message.edited': {
+        const m = this.byId.get(data.message.id);
+        if (m) {
+          Object.assign(m, { body: data.message.body, edited_at: data.message.edited_at, mentions: data.message.mentions, mention_all: data.message.mention_all });
+          if (!m.editing) this.refresh(m);
+        }
+        break;
+      }
+      case 'message.recalled': {
+        const m = this.byId.get(data.message_id);
+        if (m) {
+          Object.assign(m, { recalled: true, body: '', reactions: {}, editing: false });
+          this.refresh(m);
+        }
+        break;
+      }
+      case 'reaction': {
+        const m = this.byId.get(data.message_id);
+        if (m) {
+          const users = new Set(m.reactions[data.emoji] || []);
+          if (data.on) users.add(data.user_id);
+          else users.delete(data.user_id);
+          m.reactions = { ...m.reactions, [data.emoji]: [...users] };
+          if (!users.size) delete m.reactions[data.emoji];
+          this.refresh(m);
+        }
+        break;
+      }
+      case 'read':
+        this.positions.set(data.user_id, Math.max(this.positions.get(data.user_id) || 0, data.read_seq));
+        this.updateReadLabels();
+        break;
+      case 'member.removed':
+        if (data.user_id === this.me.id) {
+          toast(t('room.removed'));
+          window.location.hash = '#/';
+          return;
+        }
+        this.loadRoom().then(() => this.updateReadLabels()).catch(() => {});
+        break;
+      case 'member.added':
+      case 'room.updated':
+        this.loadRoom().then(() => this.updateReadLabels()).catch(() => {});
+        break;
+      default:
+        break;
+    }
+  }
+
+  onAck(ack) {
+    if (ack.room_id !== this.roomId) return;
+    const m = this.byClient.get(ack.client_id);
+    if (!m) return;
+    const other = this.byId.get(ack.message_id);
+    if (other && other !== m) return; // the event came first and was merged already
+    m.id = ack.message_id;
+    m.seq = ack.seq;
+    m.state = 'sent';
+    this.byId.set(m.id, m);
+    this.positions.set(this.me.id, Math.max(this.positions.get(this.me.id) || 0, ack.seq));
+    const order = this.msgs.map((x) => x);
+    this.sort();
+    if (order.some((x, i) => x !== this.msgs[i])) this.renderAll();
+    else this.refresh(m);
+  }
+
+  onSendFailed(item) {
+    if (item.room_id !== this.roomId) return;
+    const m = this.byClient.get(item.client_id);
+    if (!m) return;
+    m.state = 'failed';
+    m.error = item.error;
+    this.refresh(m);
+  }
+
+  onConnection(state) {
+    for (const m of this.msgs) if (m.state === 'pending') this.refresh(m);
+    if (state === 'online') this.markReadSoon();
+  }
+
+  onVisibility() {
+    this.markReadSoon();
+  }
+
+  onRoomsChanged() {
+    const summary = this.app.rooms.get(this.roomId);
+    if (summary && this.room?.kind === 'group') this.titleEl.textContent = this.app.roomTitle(summary);
+  }
+
+  updateReadLabels() {
+    for (const m of this.msgs) {
+      if (m.sender_id !== this.me.id || m.state !== 'sent' || m.recalled || !m.el) continue;
+      const label = m.el.querySelector('.read-label');
+      if (label) label.textContent = this.readLabel(m);
+    }
+  }
+
+  // -- scrolling and reading --------------------------------------------------------------
+  nearBottom() {
+    const hist = this.history;
+    return hist.scrollHeight - hist.scrollTop - hist.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  scrollToBottom(focus = false) {
+    this.history.scrollTop = this.history.scrollHeight;
+    this.newBelow.hidden = true;
+    if (focus) this.composer.focus();
+  }
+
+  onScroll() {
+    if (this.history.scrollTop < NEAR_TOP_PX) this.loadOlder();
+    if (this.nearBottom()) {
+      this.newBelow.hidden = true;
+      if (this.hasAfter) this.loadNewer();
+      this.markReadSoon();
+    }
+  }
+
+  isReading() {
+    return document.visibilityState === 'visible' && !this.hasAfter && this.nearBottom();
+  }
+
+  markReadSoon() {
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => this.markRead(), READ_DEBOUNCE_MS);
+  }
+
+  markRead() {
+    if (this.destroyed || !this.room || !this.isReading()) return;
+    const newest = [...this.msgs].reverse().find((m) => m.seq);
+    const seq = Math.max(newest?.seq || 0, this.app.rt.high.get(this.roomId) || 0);
+    if (seq <= this.myRead) {
+      this.app.markedRead(this.roomId, this.myRead);
+      return;
+    }
+    const sent = this.app.rt.send({ type: 'read', id: `read-${this.roomId}-${seq}`, room_id: this.roomId, seq });
+    if (!sent) return;
+    this.myRead = seq;
+    this.positions.set(this.me.id, Math.max(this.positions.get(this.me.id) || 0, seq));
+    this.app.markedRead(this.roomId, seq);
+  }
+}
