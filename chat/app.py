@@ -146,7 +146,14 @@ async def build_services(settings: Settings) -> Services:
     db = Database(settings.effective_database_url)
     broker = make_broker(settings.redis_url, settings.redis_prefix)
     metrics = Metrics()
-    hub = Hub(db, broker, metrics, resync=settings.redis_url is not None)
+    hub = Hub(
+        db,
+        broker,
+        metrics,
+        resync=settings.redis_url is not None,
+        ping_interval_s=settings.ping_interval_s,
+        dead_after_s=settings.dead_after_s,
+    )
     return Services(settings=settings, db=db, broker=broker, hub=hub, metrics=metrics)
 
 

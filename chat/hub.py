@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.broker import Broker
 from chat.db import Database
-from chat.errors import WS_CLOSE_REVOKED, WS_CLOSE_SLOW_CONSUMER
+from chat.errors import WS_CLOSE_HEARTBEAT, WS_CLOSE_REVOKED, WS_CLOSE_SLOW_CONSUMER
 from chat.models import Event, Room, RoomMember
 from chat.settings import RESUME_BUFFER_MAX, SEND_QUEUE_MAX
 from chat.unit import event_frame
@@ -72,6 +72,19 @@ class Connection:
     """One websocket's delivery state.  The transport owns the socket and the tasks; the hub
     only ever calls :meth:`offer` and :meth:`abort`, neither of which blocks."""
 
+    __slots__ = (
+        "close_code",
+        "close_reason",
+        "closed",
+        "delivered",
+        "last_heard",
+        "queue",
+        "session_id",
+        "syncing",
+        "user_id",
+        "writer",
+    )
+
     def __init__(self, user_id: int, session_id: int) -> None:
         self.user_id = user_id
         self.session_id = session_id
@@ -81,11 +94,15 @@ class Connection:
         self.closed = asyncio.Event()
         self.close_code = 1000
         self.close_reason = ""
+        self.last_heard = time.monotonic()
+        self.writer: asyncio.Task[None] | None = None  # cancelled on abort to end the session
 
     def abort(self, code: int, reason: str) -> None:
         if not self.closed.is_set():
             self.close_code, self.close_reason = code, reason
             self.closed.set()
+            if self.writer is not None:
+                self.writer.cancel()
 
     def push(self, frame: str) -> bool:
         """Queue a frame; on overflow the connection is dropped (it resumes later)."""
@@ -114,8 +131,19 @@ class Connection:
 
 
 class Hub:
-    def __init__(self, db: Database, broker: Broker, metrics: Metrics, *, resync: bool) -> None:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        metrics: Metrics,
+        *,
+        resync: bool,
+        ping_interval_s: float = 20.0,
+        dead_after_s: float = 60.0,
+    ) -> None:
         self.db = db
+        self.ping_interval_s = ping_interval_s
+        self.dead_after_s = dead_after_s
         self.broker = broker
         self.metrics = metrics
         self.rooms: dict[int, set[Connection]] = {}
@@ -130,6 +158,7 @@ class Hub:
     async def start(self) -> None:
         ready = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._consume(ready), name="hub-consume"))
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="hub-heartbeat"))
         if self._resync_periodically:
             self._tasks.append(asyncio.create_task(self._resync_loop(), name="hub-resync"))
         await ready.wait()
@@ -306,6 +335,25 @@ class Hub:
                 known = self.room_seq.get(room_id)
                 if known is not None and last_seq > known:
                     await self._fill_gap(room_id, known, last_seq + 1)
+
+    async def _heartbeat_loop(self) -> None:
+        """One sweeper for every connection: ping each ``ping_interval_s``; drop a connection
+        not heard from in ``dead_after_s`` (noticed within a sixth of that)."""
+        tick = min(self.ping_interval_s, self.dead_after_s / 6)
+        next_ping = time.monotonic() + self.ping_interval_s
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            ping = now >= next_ping
+            if ping:
+                next_ping = now + self.ping_interval_s
+                frame = f'{{"type":"ping","t":{time.time():.3f}}}'
+            for conns in tuple(self.by_session.values()):
+                for conn in tuple(conns):
+                    if now - conn.last_heard > self.dead_after_s:
+                        conn.abort(WS_CLOSE_HEARTBEAT, "heartbeat_timeout")
+                    elif ping:
+                        conn.push(frame)
 
     async def _resync_loop(self) -> None:
         while True:

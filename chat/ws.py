@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -16,7 +15,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from chat import messages, receipts
 from chat.auth import Principal, authenticate
 from chat.errors import (
-    WS_CLOSE_HEARTBEAT,
     WS_CLOSE_ORIGIN,
     WS_CLOSE_UNAUTHENTICATED,
     ChatError,
@@ -95,20 +93,18 @@ class Session:
         self.ws = ws
         self.principal = principal
         self.conn = Connection(principal.user_id, principal.session_id)
-        self.last_heard = time.monotonic()
 
     async def run(self, since: dict[int, int]) -> None:
+        """Two owned tasks, reader and writer, until either ends; ``Connection.abort`` (hub:
+        slow consumer, revoked session, heartbeat) cancels the writer."""
         hub = self.services.hub
-        hub.register(self.conn)
-        tasks: list[asyncio.Task[Any]] = []
+        conn = self.conn
+        hub.register(conn)
+        welcome_sent = asyncio.Event()
+        conn.writer = asyncio.create_task(self._writer(), name="ws-writer")
+        reader = asyncio.create_task(self._reader(welcome_sent), name="ws-reader")
+        tasks = (conn.writer, reader)
         try:
-            welcome_sent = asyncio.Event()
-            tasks = [
-                asyncio.create_task(self._writer(), name="ws-writer"),
-                asyncio.create_task(self._reader(welcome_sent), name="ws-reader"),
-                asyncio.create_task(self._heartbeat(), name="ws-heartbeat"),
-                asyncio.create_task(self.conn.closed.wait(), name="ws-closed"),
-            ]
             await self._welcome(since)
             welcome_sent.set()
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -116,12 +112,12 @@ class Session:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            hub.unregister(self.conn)
+            hub.unregister(conn)
             # A client that stopped reading cannot take even the close frame: give it a
             # moment, then let go (the server closes the TCP connection behind us).
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_GRACE_S):
-                    await self.ws.close(self.conn.close_code, self.conn.close_reason)
+                    await self.ws.close(conn.close_code, conn.close_reason)
 
     async def _welcome(self, since: dict[int, int]) -> None:
         user = self.principal.user
@@ -145,20 +141,6 @@ class Session:
             frame = await queue.get()
             await self.ws.send_text(frame)
 
-    async def _heartbeat(self) -> None:
-        settings = self.services.settings
-        tick = min(settings.ping_interval_s, settings.dead_after_s / 6)
-        next_ping = time.monotonic() + settings.ping_interval_s
-        while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            if now - self.last_heard > settings.dead_after_s:
-                self.conn.abort(WS_CLOSE_HEARTBEAT, "heartbeat_timeout")
-                return
-            if now >= next_ping:
-                next_ping = now + settings.ping_interval_s
-                self.conn.push(encode({"type": "ping", "t": time.time()}))
-
     async def _reader(self, welcome_sent: asyncio.Event) -> None:
         while True:
             try:
@@ -168,7 +150,7 @@ class Session:
             if message["type"] == "websocket.disconnect":
                 self.conn.abort(1000, "client_closed")
                 return
-            self.last_heard = time.monotonic()
+            self.conn.last_heard = time.monotonic()
             text = message.get("text")
             raw = text if text is not None else message.get("bytes") or b""
             await welcome_sent.wait()
