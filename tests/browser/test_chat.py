@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import ContextFactory, screenshot, sign_in
-from tests.harness import World, client_id
+from tests.harness import World, Ws, client_id
 
 pytestmark = pytest.mark.browser
 
@@ -170,14 +170,26 @@ async def test_history_pages_in_while_scrolling_up_from_the_first_unread(
 ) -> None:
     room_id = await group_room(world)
     alice, bob = world["alice"], world["bob"]
+    # 130 messages over one websocket, pipelined: the server handles a connection's frames in
+    # order, so their sequence numbers follow the numbering.
+    ws = await Ws.connect(world.server, alice.token)
     for n in range(1, 131):
-        r = await alice.api.post(
-            f"/api/rooms/{room_id}/messages",
-            json={"client_id": client_id(), "body": f"連絡事項 その{n}"},
+        await ws.send(
+            {
+                "type": "send",
+                "id": f"s{n}",
+                "room_id": room_id,
+                "client_id": client_id(),
+                "body": f"連絡事項 その{n}",
+                "reply_to": None,
+            }
         )
-        assert r.status_code == 201
-        if n == 100:
-            read_upto = r.json()["seq"]
+    acks = {}
+    while len(acks) < 130:
+        ack = await ws.expect("ack")
+        acks[ack["ref"]] = ack["seq"]
+    await ws.close()
+    read_upto = acks["s100"]
     r = await bob.api.post(f"/api/rooms/{room_id}/read", json={"seq": read_upto})
     assert r.status_code == 200
     b = await browser_context()

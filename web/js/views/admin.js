@@ -20,6 +20,7 @@ const ROW_MESSAGES = [
   [/^not an e-mail address$/, () => t('csv.err.email')],
   [/^one of admin, supervisor, member$/, () => t('csv.err.role')],
   [/^unknown department '(.*)'$|^unknown department "(.*)"$/, (m) => t('csv.err.department', { name: m[1] ?? m[2] })],
+  [/^several departments are named '(.*)'|^several departments are named "(.*)"/, (m) => t('csv.err.department_ambiguous', { name: m[1] ?? m[2] })],
   [/^already exists$/, () => t('csv.err.exists')],
   [/^duplicate of line (\d+)/, (m) => t('csv.err.duplicate', { n: m[1] })],
   [/^The password needs at least (\d+) characters and (\d+)/, (m) => t('csv.err.password', { len: m[1], classes: m[2] })],
@@ -52,8 +53,8 @@ export class AdminView {
         h('h1', { id: 'admin-title' }, t('admin.title'))),
       h('div', { class: 'page-body admin-grid' },
         this.buildUsers(),
-        this.buildAddUser(),
-        this.buildImport()));
+        this.buildImport(),
+        this.buildAddUser()));
   }
 
   async load() {
@@ -93,7 +94,7 @@ export class AdminView {
       h('td', null, u.display_name, u.kana ? h('span', { class: 'kana' }, u.kana) : null),
       h('td', null, this.deptName(u.department_id)),
       h('td', null, t(`role.${u.role}`)),
-      h('td', null, u.is_active ? t('admin.active') : t('admin.inactive')),
+      h('td', { class: 'state' }, u.is_active ? t('admin.active') : t('admin.inactive')),
       h('td', null, u.id === this.app.me.id ? null : (u.is_active
         ? h('button', { type: 'button', class: 'btn small danger', 'aria-label': t('admin.deactivate_who', { name: u.display_name }), onclick: () => this.deactivate(u) }, t('admin.deactivate'))
         : h('button', { type: 'button', class: 'btn small', 'aria-label': t('admin.reactivate_who', { name: u.display_name }), onclick: () => this.reactivate(u) }, t('admin.reactivate')))))));
@@ -186,7 +187,12 @@ export class AdminView {
 
   // -- CSV import -------------------------------------------------------------------------
   buildImport() {
-    const file = h('input', { type: 'file', id: 'csv-file', name: 'csv', accept: '.csv,text/csv', required: true });
+    // The native file button speaks the browser's language; ours speaks the screen's.
+    const chosenName = h('span', { class: 'file-name' }, t('csv.no_file'));
+    const file = h('input', {
+      type: 'file', id: 'csv-file', name: 'csv', accept: '.csv,text/csv', required: true, class: 'file-input', 'aria-labelledby': 'csv-file-label',
+      onchange: () => { chosenName.textContent = file.files?.[0]?.name || t('csv.no_file'); },
+    });
     const result = h('div', { class: 'import-result', 'aria-live': 'polite' });
     const submit = h('button', { type: 'submit', class: 'btn primary' }, t('csv.import'));
     const form = h('form', {
@@ -211,7 +217,9 @@ export class AdminView {
         }
       },
     },
-    h('div', { class: 'field' }, h('label', { for: 'csv-file' }, t('csv.file')), file),
+    h('div', { class: 'field' }, h('span', { class: 'label', id: 'csv-file-label' }, t('csv.file')),
+      h('div', { class: 'file-pick' }, file,
+        h('label', { for: 'csv-file', class: 'btn', 'aria-hidden': 'true' }, t('csv.choose')), chosenName)),
     h('p', { class: 'hint' }, t('csv.help')),
     h('p', { class: 'hint mono' }, 'login_id,display_name,kana,department,title,email,role,password'),
     submit);
