@@ -32,6 +32,9 @@ def uvicorn_config(settings: Settings, app: Any, **overrides: Any) -> uvicorn.Co
         "ws_max_size": WS_MAX_BYTES,
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
+        # Frames are encoded once per event and shared by every recipient; compressing per
+        # connection would redo that work per recipient and cost a zlib context each.
+        "ws_per_message_deflate": False,
         "proxy_headers": False,
         "server_header": False,
         "log_level": settings.log_level,

@@ -48,14 +48,18 @@ async def check_member(uow: Unit, principal: Principal, room_id: int) -> tuple[R
     return await get_room(uow, room_id), member
 
 
+def room_archived() -> Forbidden:
+    return Forbidden(
+        "アーカイブされたルームには書き込めません。",
+        "This room is archived and read-only.",
+        code="forbidden",
+    )
+
+
 async def check_writable(uow: Unit, principal: Principal, room_id: int) -> tuple[Room, RoomMember]:
     room, member = await check_member(uow, principal, room_id)
     if room.archived_at is not None:
-        raise Forbidden(
-            "アーカイブされたルームには書き込めません。",
-            "This room is archived and read-only.",
-            code="forbidden",
-        )
+        raise room_archived()
     return room, member
 
 

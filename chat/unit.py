@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.models import Event, Room, utcnow
@@ -73,10 +73,16 @@ async def next_seq(uow: Unit, room_id: int, *, activity: bool = True) -> int:
     ).scalar_one()
 
 
-def record_event(uow: Unit, room_id: int, seq: int, type_: str, payload: dict[str, Any]) -> Event:
-    """Record the event in the room's log; it is published after commit."""
+async def record_event(
+    uow: Unit, room_id: int, seq: int, type_: str, payload: dict[str, Any]
+) -> Event:
+    """Record the event in the room's log (one INSERT); it is published after commit."""
     event = Event(room_id=room_id, seq=seq, type=type_, payload=payload, created_at=utcnow())
-    uow.session.add(event)
+    await uow.session.execute(
+        insert(Event).values(
+            room_id=room_id, seq=seq, type=type_, payload=payload, created_at=event.created_at
+        )
+    )
     uow.pending.append(encode_event(event))
     return event
 
@@ -85,7 +91,7 @@ async def append_event(
     uow: Unit, room_id: int, type_: str, payload: dict[str, Any], *, activity: bool = True
 ) -> Event:
     seq = await next_seq(uow, room_id, activity=activity)
-    return record_event(uow, room_id, seq, type_, payload)
+    return await record_event(uow, room_id, seq, type_, payload)
 
 
 @asynccontextmanager
