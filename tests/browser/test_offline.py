@@ -48,14 +48,18 @@ async def test_offline_messages_queue_and_go_out_once_on_reconnect(
     await expect(pending).to_have_attribute("data-state", "pending")
     await expect(pending).to_contain_text("送信待ち(オフライン)")
     await screenshot(alice, "room-offline")
-    await bob.wait_for_timeout(500)
+    # Meanwhile Bob writes: Alice gets it on reconnect by resume, once.
+    await send(bob, "了解、待っています")
+    await expect(message(bob, "了解、待っています")).to_have_attribute("data-state", "sent")
     assert "電波の届かない現場から送ります" not in await bodies(world, room_id)
+    await expect(message(alice, "了解、待っています")).to_have_count(0)
 
     await a.context.set_offline(False)
     await expect(pending).to_have_attribute("data-state", "sent")
     await expect(message(alice, "2通目も順番どおりに")).to_have_attribute("data-state", "sent")
     await expect(message(bob, "2通目も順番どおりに")).to_be_visible()
     await expect(message(bob, "電波の届かない現場から送ります")).to_have_count(1)
+    await expect(message(alice, "了解、待っています")).to_have_count(1)
     stored = await bodies(world, room_id)
     assert stored.count("電波の届かない現場から送ります") == 1
     assert stored.index("電波の届かない現場から送ります") < stored.index("2通目も順番どおりに")
@@ -110,3 +114,14 @@ async def test_a_resend_after_a_lost_ack_is_not_stored_twice(
     assert (await bodies(world, room_id)).count("ackが届かなかった") == 1
     assert [f["duplicate"] for f in acks] == [True]
     assert acks[0]["message_id"] == r.json()["id"]
+
+
+async def test_deactivated_user_is_signed_out_at_once(
+    world: World, browser_context: ContextFactory
+) -> None:
+    c = await browser_context()
+    page = await sign_in(c, "carol")
+    r = await world["admin"].api.post(f"/api/admin/users/{world['carol'].id}/deactivate")
+    assert r.status_code == 200, r.text
+    await expect(page.get_by_role("button", name="ログイン")).to_be_visible()
+    await expect(page.get_by_role("status")).to_contain_text("もう一度ログインしてください")

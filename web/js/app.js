@@ -37,7 +37,7 @@ export class App {
   }
 
   async start() {
-    setUnauthenticatedHandler(() => this.signedOut());
+    setUnauthenticatedHandler(() => this.signedOut(t('login.session_ended')));
     await Promise.all([this.loadRooms(), this.loadDirectory()]);
     for (const room of this.rooms.values()) this.rt.seed(room.id, room.last_seq);
     this.renderShell();
@@ -45,7 +45,7 @@ export class App {
     this.rt.addEventListener('event', (e) => this.onEvent(e.detail));
     this.rt.addEventListener('ack', (e) => this.onAck(e.detail));
     this.rt.addEventListener('servererror', (e) => this.onServerError(e.detail));
-    this.rt.addEventListener('signedout', () => this.signedOut());
+    this.rt.addEventListener('signedout', () => this.signedOut(t('login.session_ended')));
     this.onHash = () => this.route();
     window.addEventListener('hashchange', this.onHash);
     this.onVisible = () => this.view?.onVisibility?.();
@@ -386,7 +386,7 @@ export class App {
     this.signedOut();
   }
 
-  signedOut() {
+  signedOut(notice = '') {
     if (this.ended) return;
     this.ended = true;
     this.rt.stop();
@@ -394,7 +394,7 @@ export class App {
     window.removeEventListener('hashchange', this.onHash);
     document.removeEventListener('visibilitychange', this.onVisible);
     window.removeEventListener('focus', this.onVisible);
-    this.onSignedOut();
+    this.onSignedOut(notice);
   }
 }
 

@@ -8,7 +8,9 @@ import { showLogin } from './views/login.js';
 const root = document.getElementById('app');
 
 async function enter(user) {
-  const app = new App(root, user, { onSignedOut: () => showLogin(root, enter) });
+  const app = new App(root, user, {
+    onSignedOut: (notice) => showLogin(root, enter, { notice }),
+  });
   window.kakehashi = app; // for people debugging in the console; holds no secrets
   await app.start();
 }

@@ -4,8 +4,9 @@
 import { api } from '../api.js';
 import { clear, h } from '../dom.js';
 import { lang, LANGS, setLang, t } from '../i18n.js';
+import { timeOf } from '../format.js';
 
-export function showLogin(root, onSignedIn) {
+export function showLogin(root, onSignedIn, { notice = '' } = {}) {
   window.location.hash = '';
   const error = h('div', { class: 'form-error', role: 'alert', id: 'login-error', hidden: true });
   const loginId = h('input', { id: 'login-id', name: 'login_id', autocomplete: 'username', required: true, autocapitalize: 'off', spellcheck: 'false' });
@@ -23,7 +24,9 @@ export function showLogin(root, onSignedIn) {
         password.value = '';
         await onSignedIn(data.user);
       } catch (err) {
-        error.textContent = err.text || t('error.unknown');
+        // The unlock time in this browser's time zone (the server words it in its own).
+        const until = err.code === 'account_locked' && err.details.locked_until;
+        error.textContent = until ? t('login.locked', { time: timeOf(new Date(until)) }) : (err.text || t('error.unknown'));
         error.hidden = false;
         password.select();
         submit.disabled = false;
@@ -43,6 +46,7 @@ export function showLogin(root, onSignedIn) {
     h('div', { class: 'login-lang' }, langSel),
     h('h1', { class: 'login-brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, '⌒'), t('app.name')),
     h('p', { class: 'login-tagline' }, t('login.tagline')),
+    notice ? h('p', { class: 'login-notice', role: 'status' }, notice) : null,
     form,
     h('p', { class: 'hint' }, t('login.help'))));
   loginId.focus();
