@@ -28,13 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chat.broker import Broker
 from chat.db import Database
 from chat.errors import WS_CLOSE_HEARTBEAT, WS_CLOSE_REVOKED, WS_CLOSE_SLOW_CONSUMER
-from chat.models import Event, Room, RoomMember
+from chat.models import AuthSession, Event, Room, RoomMember, User, utcnow
 from chat.settings import RESUME_BUFFER_MAX, SEND_QUEUE_MAX
 from chat.unit import event_frame
 
 log = logging.getLogger(__name__)
 
 RESYNC_INTERVAL_S = 2.0
+SESSION_CHECK_INTERVAL_S = 5.0  # backstop; revocations are pushed at once
+SWEEP_CHUNK = 500
 REPLAY_BATCH = 500
 
 
@@ -159,6 +161,7 @@ class Hub:
         ready = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._consume(ready), name="hub-consume"))
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="hub-heartbeat"))
+        self._tasks.append(asyncio.create_task(self._session_loop(), name="hub-sessions"))
         if self._resync_periodically:
             self._tasks.append(asyncio.create_task(self._resync_loop(), name="hub-resync"))
         await ready.wait()
@@ -213,7 +216,8 @@ class Hub:
         for room_id, last_seq in rooms.items():
             start = since.get(room_id)
             if start is None or start >= last_seq:
-                self._finish_sync(conn, room_id, last_seq if start is None else start)
+                # "live from now"; a client claiming more than exists is taken back to now
+                self._finish_sync(conn, room_id, last_seq)
             else:
                 await self.replay(conn, room_id, start)
         return dict(conn.delivered)
@@ -275,15 +279,20 @@ class Hub:
             await self._fan_out(room_id, seq, event_type, body)
 
     async def _fan_out(self, room_id: int, seq: int, event_type: str, frame: str) -> None:
+        known = self.room_seq.get(room_id)
+        if known is not None:
+            if seq <= known:
+                return
+            if seq > known + 1:
+                await self._fill_gap(room_id, known, seq)
+        self._deliver_event(room_id, seq, event_type, frame)
+
+    def _deliver_event(self, room_id: int, seq: int, event_type: str, frame: str) -> None:
+        """Membership events change who receives the room, live or filled from the log."""
         if event_type == "member.added":
             self._attach_new_member(room_id, seq, frame)
-        known = self.room_seq.get(room_id)
-        if known is None or room_id not in self.rooms:
+        if room_id not in self.rooms:
             return
-        if seq <= known:
-            return
-        if seq > known + 1:
-            await self._fill_gap(room_id, known, seq)
         self._deliver(room_id, seq, frame)
         if event_type == "member.removed":
             user_id = json.loads(frame)["data"]["user_id"]
@@ -318,11 +327,12 @@ class Hub:
         async with self.db.read_sessions() as s:
             events = await _events_between(s, room_id, known, upto)
         for event in events:
-            self._deliver(room_id, event.seq, event_frame(event))
+            self._deliver_event(room_id, event.seq, event.type, event_frame(event))
 
     async def resync_all(self) -> None:
-        """Catch up every room with local subscribers from the database (after a broker
-        reconnect, or periodically when pub/sub may have dropped something)."""
+        """Catch up from the database after a broker reconnect, or periodically when pub/sub
+        may have dropped something: memberships first, then every room's missing events."""
+        await self.reconcile_memberships()
         if not self.rooms:
             return
         async with self.db.read_sessions() as s:
@@ -336,9 +346,67 @@ class Hub:
                 if known is not None and last_seq > known:
                     await self._fill_gap(room_id, known, last_seq + 1)
 
+    async def reconcile_memberships(self) -> None:
+        """Make local subscriptions match the database's memberships (a lost ``member.added``
+        or ``member.removed`` must not leave a removed member listening)."""
+        users = list(self.by_user)
+        for chunk in _chunks(users, SWEEP_CHUNK):
+            async with self.db.read_sessions() as s:
+                rows = await s.execute(
+                    select(RoomMember.user_id, Room.id, Room.last_seq)
+                    .join(Room, Room.id == RoomMember.room_id)
+                    .where(RoomMember.user_id.in_(chunk))
+                )
+                member_of: dict[int, dict[int, int]] = {}
+                for user_id, room_id, last_seq in rows.all():
+                    member_of.setdefault(user_id, {})[room_id] = last_seq
+            async with self._lock:
+                for user_id in chunk:
+                    rooms = member_of.get(user_id, {})
+                    for conn in tuple(self.by_user.get(user_id, ())):
+                        for room_id in list(conn.delivered) + list(conn.syncing):
+                            if room_id not in rooms:
+                                self._leave(conn, room_id)
+                        for room_id, last_seq in rooms.items():
+                            if room_id not in conn.delivered and room_id not in conn.syncing:
+                                known = self.room_seq.setdefault(room_id, last_seq)
+                                conn.delivered[room_id] = known
+                                self.rooms.setdefault(room_id, set()).add(conn)
+
+    async def check_sessions(self) -> None:
+        """Close connections whose session was revoked or expired or whose user was
+        deactivated — whether or not the broker's control message arrived."""
+        now = utcnow()
+        for chunk in _chunks(list(self.by_session), SWEEP_CHUNK):
+            async with self.db.read_sessions() as s:
+                rows = await s.execute(
+                    select(AuthSession.id, AuthSession.revoked_at, AuthSession.expires_at)
+                    .join(User, User.id == AuthSession.user_id)
+                    .where(AuthSession.id.in_(chunk))
+                    .where(
+                        (AuthSession.revoked_at.is_not(None))
+                        | (AuthSession.expires_at <= now)
+                        | (User.is_active.is_(False))
+                    )
+                )
+                dead = [(sid, revoked, expires) for sid, revoked, expires in rows.all()]
+            for session_id, revoked, expires in dead:
+                reason = (
+                    "session_expired" if revoked is None and expires <= now else "session_revoked"
+                )
+                self.close_sessions([session_id], WS_CLOSE_REVOKED, reason)
+
+    async def _session_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SESSION_CHECK_INTERVAL_S)
+            try:
+                await self.check_sessions()
+            except Exception:
+                log.exception("session sweep failed")
+
     async def _heartbeat_loop(self) -> None:
         """One sweeper for every connection: ping each ``ping_interval_s``; drop a connection
-        not heard from in ``dead_after_s`` (noticed within a sixth of that)."""
+        not heard from in ``dead_after_s`` (checked every sixth of it, so never later)."""
         tick = min(self.ping_interval_s, self.dead_after_s / 6)
         next_ping = time.monotonic() + self.ping_interval_s
         while True:
@@ -350,7 +418,7 @@ class Hub:
                 frame = f'{{"type":"ping","t":{time.time():.3f}}}'
             for conns in tuple(self.by_session.values()):
                 for conn in tuple(conns):
-                    if now - conn.last_heard > self.dead_after_s:
+                    if now - conn.last_heard > self.dead_after_s - tick:
                         conn.abort(WS_CLOSE_HEARTBEAT, "heartbeat_timeout")
                     elif ping:
                         conn.push(frame)
@@ -362,6 +430,10 @@ class Hub:
                 await self.resync_all()
             except Exception:
                 log.exception("periodic resync failed")
+
+
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 async def _put_waiting(conn: Connection, frame: str) -> None:

@@ -27,9 +27,12 @@ class ClientFrame:
     ref: str | None
 
 
+MAX_ID = 2**63 - 1  # ids and sequence numbers are 64-bit in the database
+
+
 def _int_field(data: dict[str, Any], key: str, ref: str | None) -> int:
     value = data.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
         raise ProtocolError(
             "missing_field",
             f"{key} (0以上の整数) が必要です。",
@@ -61,7 +64,13 @@ def parse_since(untrusted: Any, ref: str | None) -> dict[int, int]:
         )
     since: dict[int, int] = {}
     for key, value in untrusted.items():
-        if not str(key).isdigit() or not isinstance(value, int) or value < 0:
+        if (
+            not str(key).isdigit()
+            or int(key) > MAX_ID
+            or not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value <= MAX_ID
+        ):
             raise ProtocolError(
                 "missing_field",
                 "since はルームIDと番号の対応です。",
@@ -118,7 +127,11 @@ def parse_client_frame(untrusted_text: str | bytes) -> ClientFrame:
         data = {"since": parse_since(untrusted.get("since"), ref)}
     elif frame_type == "send":
         reply_to = untrusted.get("reply_to")
-        if reply_to is not None and (not isinstance(reply_to, int) or isinstance(reply_to, bool)):
+        if reply_to is not None and (
+            not isinstance(reply_to, int)
+            or isinstance(reply_to, bool)
+            or not 0 < reply_to <= MAX_ID
+        ):
             raise ProtocolError("missing_field", "reply_to は整数です。", "reply_to is an id.", ref)
         data = {
             "room_id": _int_field(untrusted, "room_id", ref),

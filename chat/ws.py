@@ -209,3 +209,16 @@ class Session:
                 self.conn.push(encode({"type": "ack", "ref": frame.ref, "read_seq": seq}))
         except ChatError as exc:
             self.conn.push(error_frame(exc.code, exc.message, exc.message_en, frame.ref))
+        except ProtocolError:
+            raise
+        except Exception:
+            # A bug must not look like a normal close: report it, keep the connection.
+            log.exception("websocket frame %s failed", frame.type)
+            self.conn.push(
+                error_frame(
+                    "internal_error",
+                    "サーバーで問題が発生しました。しばらくしてからもう一度お試しください。",
+                    "The server failed to handle this frame; try again later.",
+                    frame.ref,
+                )
+            )

@@ -13,7 +13,11 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from chat import messages, rooms
+from chat.auth import authenticate, sign_out_everywhere
+from chat.broker import MemoryBroker
 from chat.settings import MAX_FRAME_BYTES
+from chat.unit import unit_of_work
 from tests.harness import PASSWORD, Server, World, Ws, client_id
 
 
@@ -358,3 +362,55 @@ async def test_password_is_never_needed_on_the_websocket(world: World) -> None:
     ws = await Ws.connect(world.server, world["alice"].token)
     assert "token" not in world.server.ws_url and PASSWORD not in world.server.ws_url
     await ws.close()
+
+
+async def test_since_beyond_the_room_is_taken_back_to_now(world: World) -> None:
+    room = await direct_room(world, "alice", "bob")
+    bob = await Ws.connect(world.server, world["bob"].token, since={room: 10_000})
+    await send_rest(world, "alice", room, "届く")
+    assert (await bob.event("message"))["data"]["message"]["body"] == "届く"
+    await bob.close()
+
+
+async def test_out_of_range_ids_get_an_error_and_the_connection_survives(world: World) -> None:
+    alice = await Ws.connect(world.server, world["alice"].token)
+    await alice.send(
+        {"type": "send", "id": "big", "room_id": 2**70, "client_id": client_id(), "body": "x"}
+    )
+    assert (await alice.expect("error", ref="big"))["code"] == "missing_field"
+    await alice.send({"type": "ping", "id": "still"})
+    await alice.expect("pong", ref="still")
+    await alice.close()
+
+
+async def test_lost_broker_messages_are_recovered_from_the_database(world: World) -> None:
+    """Events whose pub/sub message was lost (Redis restart) are filled from the event log,
+    membership changes included; a revocation whose control message was lost still closes
+    the connection."""
+    services = world.server.services
+    assert services is not None
+    r = await world["alice"].api.post(
+        "/api/rooms", json={"name": "係会議", "member_ids": [world["bob"].id, world["carol"].id]}
+    )
+    room = r.json()["id"]
+    bob = await Ws.connect(world.server, world["bob"].token)
+    carol = await Ws.connect(world.server, world["carol"].token)
+    alice = world["alice"]
+    principal = await authenticate(services.db, alice.token)
+
+    lost = MemoryBroker()  # nobody subscribes: what is published here never arrives
+    async with unit_of_work(services.db, lost) as uow:
+        await messages.send_message(uow, principal, room, client_id=client_id(), body="消えた1")
+        await rooms.remove_member(uow, principal, room, world["carol"].id)
+    await send_rest(world, "alice", room, "後から")
+    got = [(await bob.event("message"))["data"]["message"]["body"] for _ in range(2)]
+    assert got == ["消えた1", "後から"]
+    await carol.send({"type": "ping", "id": "c"})
+    await carol.expect("pong", ref="c")
+    carol_bodies = [f["data"]["message"]["body"] for f in carol.seen if f.get("event") == "message"]
+    assert carol_bodies == ["消えた1"], "a removed member kept receiving the room"
+
+    async with unit_of_work(services.db, lost) as uow:
+        await sign_out_everywhere(uow, world["bob"].id)
+    assert await closed_code(bob, timeout=15) == 4003
+    await carol.close()
