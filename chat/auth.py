@@ -7,6 +7,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
@@ -17,6 +18,7 @@ from chat.passwords import verify_password
 from chat.unit import Unit
 
 TOKEN_BYTES = 32
+JST = ZoneInfo("Asia/Tokyo")  # the sentences speak to Japanese municipal staff
 
 
 def hash_token(token: str) -> str:
@@ -128,9 +130,10 @@ async def sign_in(
 def _locked(user: User) -> Forbidden:
     assert user.locked_until is not None
     until = user.locked_until
+    local = until.astimezone(JST).strftime("%m月%d日 %H:%M")
     return Forbidden(
-        f"ログインに続けて失敗したため、{until.astimezone().strftime('%H:%M')}(UTC {until:%H:%M})"
-        "までロックされています。時間をおいてから再度お試しください。",
+        f"ログインに続けて失敗したため、{local}(日本時間)までロックされています。"
+        "時間をおいてから再度お試しください。",
         f"Too many failed sign-ins: locked until {until.isoformat()}.",
         code="account_locked",
         details={"locked_until": until.isoformat()},

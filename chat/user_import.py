@@ -51,10 +51,29 @@ REQUIRED = ("login_id", "display_name")
 class RowError:
     line: int
     column: str
-    message: str
+    code: str
+    message_en: str
+    message: str  # Japanese
 
     def to_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "column": self.column, "message": self.message}
+        return {
+            "line": self.line,
+            "column": self.column,
+            "code": self.code,
+            "message": self.message,
+            "message_en": self.message_en,
+        }
+
+
+# Japanese sentences for the field checks of ``accounts.user_field_errors``.
+FIELD_JA = {
+    "login_id": "ログインIDは半角英数字と . _ @ - の1〜64文字にしてください。",
+    "display_name": "氏名は必須で、100文字以内です。",
+    "kana": "ふりがなは100文字以内です。",
+    "title": "役職は100文字以内です。",
+    "email": "メールアドレスの形式が正しくありません。",
+    "role": "権限は admin・supervisor・member(管理者・所属長・一般)のいずれかです。",
+}
 
 
 def csv_too_large() -> TooLarge:
@@ -128,13 +147,26 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
     except StopIteration:
         raise BadRequest("CSVが空です。", "The CSV is empty.", code="csv_invalid") from None
     except csv.Error as exc:
-        raise _csv_error([RowError(1, "", f"CSV syntax: {exc}")]) from None
+        raise _csv_error(
+            [RowError(1, "", "csv_syntax", f"CSV syntax: {exc}", "CSVの形式が正しくありません。")]
+        ) from None
     columns: list[str | None] = [
         HEADER_ALIASES.get(h.strip().lower()) or HEADER_ALIASES.get(h.strip()) for h in header
     ]
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise _csv_error([RowError(1, c, "required column is missing") for c in missing])
+        raise _csv_error(
+            [
+                RowError(
+                    1,
+                    c,
+                    "missing_column",
+                    "required column is missing",
+                    f"必須の列「{c}」がありません。",
+                )
+                for c in missing
+            ]
+        )
     org = await uow.session.get(Organisation, org_id)
     assert org is not None
     departments, ambiguous = await _department_index(uow, org_id)
@@ -153,10 +185,26 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
             if not any(cell.strip() for cell in record):
                 continue
             if len(rows) >= CSV_IMPORT_MAX_ROWS:
-                errors.append(RowError(line, "", f"more than {CSV_IMPORT_MAX_ROWS} rows"))
+                errors.append(
+                    RowError(
+                        line,
+                        "",
+                        "too_many_rows",
+                        f"more than {CSV_IMPORT_MAX_ROWS} rows",
+                        f"一度に取り込めるのは{CSV_IMPORT_MAX_ROWS:,}行までです。",
+                    )
+                )
                 break
             if len(record) > len(columns):
-                errors.append(RowError(line, "", "more cells than header columns"))
+                errors.append(
+                    RowError(
+                        line,
+                        "",
+                        "too_many_cells",
+                        "more cells than header columns",
+                        "見出しの列より多くのセルがあります。",
+                    )
+                )
                 continue
             cells: dict[str, str] = {}
             for name, value in zip(columns, record, strict=False):
@@ -172,7 +220,10 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
                 role=ROLE_ALIASES.get(role, role),
                 password=cells.get("password") or None,
             )
-            row_errors = [RowError(line, k, v) for k, v in user_field_errors(data).items()]
+            row_errors = [
+                RowError(line, k, f"invalid_{k}", v, FIELD_JA.get(k, "値が正しくありません。"))
+                for k, v in user_field_errors(data).items()
+            ]
             dept = cells.get("department", "")
             if dept:
                 if dept in ambiguous:
@@ -180,31 +231,66 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
                         RowError(
                             line,
                             "department",
+                            "ambiguous_department",
                             f"several departments are named {dept!r}: give the path "
                             "(部/課/係) or the code",
+                            f"「{dept}」という部署が複数あります。部/課/係のパスかコードで"
+                            "指定してください。",
                         )
                     )
                 elif dept not in departments:
-                    row_errors.append(RowError(line, "department", f"unknown department {dept!r}"))
+                    row_errors.append(
+                        RowError(
+                            line,
+                            "department",
+                            "unknown_department",
+                            f"unknown department {dept!r}",
+                            f"部署「{dept}」が見つかりません。",
+                        )
+                    )
                 else:
                     data.department_id = departments[dept]
             key = data.login_id.lower()
             if key in existing:
-                row_errors.append(RowError(line, "login_id", "already exists"))
+                row_errors.append(
+                    RowError(
+                        line,
+                        "login_id",
+                        "login_id_taken",
+                        "already exists",
+                        f"ログインID「{data.login_id}」は既に使われています。",
+                    )
+                )
             elif key in seen:
                 row_errors.append(
-                    RowError(line, "login_id", f"duplicate of line {seen[key]} in this file")
+                    RowError(
+                        line,
+                        "login_id",
+                        "duplicate_in_file",
+                        f"duplicate of line {seen[key]} in this file",
+                        f"{seen[key]}行目と同じログインIDです。",
+                    )
                 )
             seen.setdefault(key, line)
             if data.password is not None:
                 try:
                     check_password_policy(org, data.password)
                 except BadRequest as exc:
-                    row_errors.append(RowError(line, "password", exc.message_en))
+                    row_errors.append(
+                        RowError(line, "password", "password_too_weak", exc.message_en, exc.message)
+                    )
             errors.extend(row_errors)
             rows.append((data, data.password is None))
     except csv.Error as exc:
-        errors.append(RowError(last_line + 1, "", f"CSV syntax: {exc}"))
+        errors.append(
+            RowError(
+                last_line + 1,
+                "",
+                "csv_syntax",
+                f"CSV syntax: {exc}",
+                "CSVの形式が正しくありません。",
+            )
+        )
     if errors:
         raise _csv_error(errors)
     if not rows:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from chat.auth import hash_token
+from chat.auth import JST, hash_token
 from chat.errors import WS_CLOSE_REVOKED
 from chat.models import AuthSession, Organisation, User, utcnow
 from tests.clirun import kakehashi
@@ -272,7 +272,10 @@ async def test_lockout_after_repeated_failures_tells_the_unlock_time(world: Worl
     until = datetime.fromisoformat(locked["details"]["locked_until"])
     assert before + timedelta(minutes=minutes - 1) < until <= utcnow() + timedelta(minutes=minutes)
     assert until.isoformat() in locked["message_en"]
-    assert "ロック" in locked["message"] and f"{until:%H:%M}" in locked["message"]
+    assert (
+        "ロック" in locked["message"]
+        and f"{until.astimezone(JST):%H:%M}(日本時間)" in locked["message"]
+    )
     # even the right password is refused until then
     error_of(await login(world, person.login_id), 423, "account_locked")
 

@@ -510,3 +510,24 @@ async def test_rest_send_is_idempotent_by_client_id(world: World) -> None:
         400,
         "invalid_input",
     )
+
+
+async def test_one_message_and_a_page_around_it(world: World) -> None:
+    alice, bob, carol = world["alice"], world["bob"], world["carol"]
+    room = (await alice.api.post("/api/rooms/direct", json={"user_id": bob.id})).json()["id"]
+    sent = []
+    for i in range(30):
+        r = await alice.api.post(
+            f"/api/rooms/{room}/messages", json={"client_id": f"around-{i:04d}", "body": f"m{i}"}
+        )
+        sent.append(r.json())
+    target = sent[20]
+    one = await bob.api.get(f"/api/messages/{target['id']}")
+    assert one.status_code == 200 and one.json()["body"] == "m20"
+    assert (await carol.api.get(f"/api/messages/{target['id']}")).status_code == 403
+    page = await bob.api.get(f"/api/rooms/{room}/messages?around={target['seq']}&limit=10")
+    seqs = [m["seq"] for m in page.json()["messages"]]
+    assert target["seq"] in seqs and len(seqs) == 10
+    assert seqs.index(target["seq"]) in (4, 5, 6)
+    bad = await bob.api.get(f"/api/rooms/{room}/messages?around=-3")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_input"

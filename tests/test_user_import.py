@@ -159,7 +159,9 @@ async def test_a_bad_file_imports_nothing_and_reports_every_bad_row(world: World
             (15, ""),
             (16, "role"),
         ], encoding
-        messages = {e["line"]: e["message"] for e in r.json()["error"]["details"]["errors"]}
+        rows = r.json()["error"]["details"]["errors"]
+        assert all(e["code"] and e["message"] and e["message_en"] for e in rows)
+        messages = {e["line"]: e["message_en"] for e in rows}
         assert "line 2" in messages[6] and "exists" in messages[7]
         assert "unknown" in messages[5] and "存在しない課" in messages[5]
         assert "several" in messages[11] and "庶務係" in messages[11]

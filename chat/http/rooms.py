@@ -166,16 +166,19 @@ async def history(
     before: int | None = Query(default=None, ge=0),
     after: int | None = Query(default=None, ge=0),
     limit: int = Query(default=50, ge=1, le=200),
-    around: str | None = Query(default=None, pattern="^first_unread$"),
+    around: str | None = Query(default=None, pattern="^(first_unread|[0-9]{1,18})$"),
 ) -> Any:
     """Cursor paging by sequence number.  ``around=first_unread`` starts the page at my first
-    unread message (``first_unread_seq`` in the answer; null when all is read)."""
+    unread message (``first_unread_seq`` in the answer; null when all is read);
+    ``around=<seq>`` gives a page with that message in its middle (a search hit, a reply)."""
     async with services.read() as uow:
         first_unread = None
         if around == "first_unread":
             first_unread = await messages.first_unread_seq(uow, principal, room_id)
             if first_unread is not None:
                 after = first_unread - 1
+        elif around is not None:
+            after = max(int(around) - limit // 2 - 1, 0)
         page = await messages.history(
             uow, principal, room_id, before=before, after=after, limit=limit
         )
@@ -208,6 +211,21 @@ async def mark_read(
     async with services.unit() as uow:
         seq = await receipts.mark_read(uow, principal, room_id, body.seq)
     return {"read_seq": seq}
+
+
+@router.get("/messages/{message_id}")
+async def get_message(message_id: int, principal: CurrentUser, services: ServicesDep) -> Any:
+    """One message (e.g. the quoted message of a reply that is not on screen)."""
+    async with services.read() as uow:
+        message = await messages.visible_message(uow, principal, message_id)
+        sender = await uow.session.get(User, message.sender_id)
+        reactions = await messages.reactions_for(uow, [message.id])
+        positions = await receipts.read_positions(uow, message.room_id)
+    return {
+        **message_dict(message, sender),
+        "read_count": receipts.read_count(positions, message),
+        "reactions": reactions.get(message.id, {}),
+    }
 
 
 @router.patch("/messages/{message_id}")

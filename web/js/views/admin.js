@@ -9,7 +9,8 @@ import { lang, t } from '../i18n.js';
 const ROLES = ['member', 'supervisor', 'admin'];
 const COLUMNS = ['login_id', 'display_name', 'kana', 'department', 'title', 'email', 'role', 'password'];
 
-// The server words CSV row errors in English; the Japanese screen says them in Japanese.
+// Field errors of the user form come in English; the Japanese screen says them in Japanese.
+// (CSV row errors carry both languages from the server.)
 const ROW_MESSAGES = [
   [/^required column is missing$/, () => t('csv.err.missing_column')],
   [/^more than (\d+) rows$/, (m) => t('csv.err.too_many_rows', { n: m[1] })],
@@ -246,7 +247,7 @@ export class AdminView {
         h('tbody', null, rows.map((r) => h('tr', { dataset: { line: String(r.line) } },
           h('td', { class: 'num' }, t('csv.line_n', { n: r.line })),
           h('td', null, columnName(r.column)),
-          h('td', null, rowMessage(r.message))))))));
+          h('td', null, (lang() === 'ja' ? r.message : r.message_en))))))));
     }
     return box;
   }
