@@ -143,6 +143,8 @@ class RoomMember(Base):
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     joined_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Personal archive: hidden from this member's room list until the room's next activity.
+    archived_at: Mapped[datetime | None] = mapped_column()
 
 
 class Event(Base):

@@ -222,10 +222,14 @@ async def archive_room(uow: Unit, principal: Principal, room_id: int, archived: 
 async def bulk_rooms(
     uow: Unit, principal: Principal, action: str, room_ids: list[int]
 ) -> dict[str, Any]:
-    """Leave or archive many rooms in one transaction: every room is checked first, so one
-    room that cannot be left or archived changes nothing."""
-    if action not in ("leave", "archive"):
-        raise BadRequest("action は leave か archive です。", "action is leave or archive.")
+    """Leave, archive or unarchive many rooms in one transaction; one room that cannot be
+    changed changes nothing.  Archiving here is personal: the room leaves *my* list (until
+    someone writes in it again) and stays as it is for everyone else."""
+    if action not in ("leave", "archive", "unarchive"):
+        raise BadRequest(
+            "action は leave・archive・unarchive のいずれかです。",
+            "action is leave, archive or unarchive.",
+        )
     ids = list(dict.fromkeys(room_ids))
     if not ids or len(ids) > BULK_ROOMS_MAX:
         raise BadRequest(
@@ -237,7 +241,8 @@ async def bulk_rooms(
             if action == "leave":
                 await leave_room(uow, principal, room_id)
             else:
-                await archive_room(uow, principal, room_id, True)
+                _, member = await check_member(uow, principal, room_id)
+                member.archived_at = utcnow() if action == "archive" else None
         except ChatError as exc:
             exc.details = {**exc.details, "room_id": room_id}  # which one stopped them all
             raise
@@ -257,6 +262,7 @@ class RoomSummary:
     last_sender: User | None
     members: int
     title: str
+    archived_by_me: bool = False
 
 
 async def list_my_rooms(
@@ -269,7 +275,14 @@ async def list_my_rooms(
         .where(RoomMember.user_id == principal.user_id)
     )
     if not include_archived:
-        query = query.where(Room.archived_at.is_(None))
+        # Hidden: rooms archived for everyone, and rooms I archived with no activity since.
+        query = query.where(
+            Room.archived_at.is_(None),
+            or_(
+                RoomMember.archived_at.is_(None),
+                Room.last_activity_at > RoomMember.archived_at,
+            ),
+        )
     rows = (await s.execute(query.order_by(Room.last_activity_at.desc()).limit(limit))).all()
     if not rows:
         return []
@@ -348,6 +361,8 @@ async def list_my_rooms(
             last_sender=senders.get(last[room.id].sender_id) if room.id in last else None,
             members=counts.get(room.id, 0),
             title=titles.get(room.id, room.name),
+            archived_by_me=member.archived_at is not None
+            and room.last_activity_at <= member.archived_at,
         )
         for room, member in rows
     ]

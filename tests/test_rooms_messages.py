@@ -175,11 +175,12 @@ async def test_bulk_leave_and_archive_are_all_or_nothing(world: World) -> None:
     theirs = await group(bob, "ボブの部屋", alice)
     direct = (await alice.api.post("/api/rooms/direct", json={"user_id": bob.id})).json()["id"]
 
-    # one room that cannot be archived (alice is not its admin) changes nothing
+    # one room that cannot be archived (carol is not in it) changes nothing
+    carols = await group(world["carol"], "キャロルの部屋")
     r = await alice.api.post(
-        "/api/rooms/bulk", json={"action": "archive", "room_ids": [*mine, theirs]}
+        "/api/rooms/bulk", json={"action": "archive", "room_ids": [*mine, carols]}
     )
-    assert error_of(r, 403, "forbidden")["details"]["room_id"] == theirs
+    assert error_of(r, 403, "not_a_member")["details"]["room_id"] == carols
     assert len(await my_rooms(alice)) == 22
     # one room that cannot be left (1:1) changes nothing
     r = await bob.api.post("/api/rooms/bulk", json={"action": "leave", "room_ids": [*mine, direct]})
@@ -207,6 +208,17 @@ async def test_bulk_leave_and_archive_are_all_or_nothing(world: World) -> None:
     assert r.status_code == 200
     assert {x["id"] for x in await my_rooms(alice)} == {theirs, outsider}
     assert len(await my_rooms(alice, include_archived=True)) == 23
+    # archiving is personal: bob still has the 1:1 room, and can still write in it …
+    assert direct in {x["id"] for x in await my_rooms(bob)}
+    r = await bob.api.post(
+        f"/api/rooms/{direct}/messages", json={"client_id": "after-archive-1", "body": "まだ?"}
+    )
+    assert r.status_code == 201
+    # … and a new message brings the room back to alice's list
+    assert direct in {x["id"] for x in await my_rooms(alice)}
+    r = await alice.api.post("/api/rooms/bulk", json={"action": "unarchive", "room_ids": mine})
+    assert r.status_code == 200
+    assert {x["id"] for x in await my_rooms(alice)} >= set(mine)
 
 
 async def test_room_list_newest_first_with_unread_mentions_and_last_message(world: World) -> None:

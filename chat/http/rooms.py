@@ -36,6 +36,7 @@ def _summary(s: rooms.RoomSummary) -> dict[str, Any]:
         "title": s.title,
         "my_role": s.role,
         "read_seq": s.read_seq,
+        "archived_by_me": s.archived_by_me,
         "unread": s.unread,
         "mentions": s.mentions,
         "mentions_me": s.mentions_me,

@@ -75,7 +75,7 @@ class MembersIn(Strict):
 
 
 class BulkRoomsIn(Strict):
-    action: Literal["leave", "archive"]
+    action: Literal["leave", "archive", "unarchive"]
     room_ids: list[int] = Field(min_length=1, max_length=1000)
 
 
