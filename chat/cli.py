@@ -19,6 +19,7 @@ from chat.errors import ChatError, NotFound
 from chat.migrate import upgrade
 from chat.models import Organisation, User
 from chat.settings import Settings
+from chat.transport import DirectSendProtocol
 from chat.user_import import import_users
 
 WS_MAX_BYTES = 1024 * 1024  # protocol limit; frames above MAX_FRAME_BYTES get an error event
@@ -35,6 +36,7 @@ def uvicorn_config(settings: Settings, app: Any, **overrides: Any) -> uvicorn.Co
         # Frames are encoded once per event and shared by every recipient; compressing per
         # connection would redo that work per recipient and cost a zlib context each.
         "ws_per_message_deflate": False,
+        "ws": DirectSendProtocol,
         "proxy_headers": False,
         "server_header": False,
         "log_level": settings.log_level,

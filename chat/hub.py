@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -79,16 +79,27 @@ class Connection:
         "close_reason",
         "closed",
         "delivered",
+        "direct",
         "last_heard",
         "queue",
+        "sending",
         "session_id",
         "syncing",
         "user_id",
         "writer",
     )
 
-    def __init__(self, user_id: int, session_id: int) -> None:
+    def __init__(
+        self,
+        user_id: int,
+        session_id: int,
+        direct: Callable[[bytes], bool] | None = None,
+    ) -> None:
         self.user_id = user_id
+        # A synchronous write of an encoded frame, when the transport offers one
+        # (chat.transport); used only while nothing is queued or being sent, so order holds.
+        self.direct = direct
+        self.sending = False
         self.session_id = session_id
         self.queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_MAX)
         self.delivered: dict[int, int] = {}  # room -> last seq queued
@@ -106,10 +117,14 @@ class Connection:
             if self.writer is not None:
                 self.writer.cancel()
 
-    def push(self, frame: str) -> bool:
-        """Queue a frame; on overflow the connection is dropped (it resumes later)."""
+    def push(self, frame: str, data: bytes | None = None) -> bool:
+        """Send a frame now if the socket can take it, else queue it; on overflow the
+        connection is dropped (it resumes later)."""
         if self.closed.is_set():
             return False
+        if self.direct is not None and not self.sending and self.queue.empty():
+            if self.direct(frame.encode() if data is None else data):
+                return True
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -117,7 +132,7 @@ class Connection:
             return False
         return True
 
-    def offer(self, room_id: int, seq: int, frame: str) -> bool:
+    def offer(self, room_id: int, seq: int, frame: str, data: bytes | None = None) -> bool:
         buffer = self.syncing.get(room_id)
         if buffer is not None:
             if len(buffer) >= RESUME_BUFFER_MAX:
@@ -129,7 +144,7 @@ class Connection:
         if last is None or seq <= last:
             return False
         self.delivered[room_id] = seq
-        return self.push(frame)
+        return self.push(frame, data)
 
 
 class Hub:
@@ -303,8 +318,9 @@ class Hub:
         self.room_seq[room_id] = seq
         conns = self.rooms.get(room_id, ())
         delivered = 0
+        data = frame.encode()  # once per event, shared by every recipient
         for conn in tuple(conns):
-            if conn.offer(room_id, seq, frame):
+            if conn.offer(room_id, seq, frame, data):
                 delivered += 1
         self.metrics.delivered.inc(delivered)
         at = _frame_time(frame)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -23,6 +24,7 @@ from chat.hub import Connection
 from chat.protocol import ClientFrame, ProtocolError, encode, error_frame, parse_client_frame
 from chat.services import Services
 from chat.settings import HELLO_TIMEOUT_S
+from chat.transport import ABORT, DIRECT_SEND
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "kakehashi_session"
@@ -92,7 +94,9 @@ class Session:
         self.services = services
         self.ws = ws
         self.principal = principal
-        self.conn = Connection(principal.user_id, principal.session_id)
+        extensions = ws.scope.get("extensions") or {}
+        self.abort_transport: Callable[[], None] | None = extensions.get(ABORT)
+        self.conn = Connection(principal.user_id, principal.session_id, extensions.get(DIRECT_SEND))
 
     async def run(self, since: dict[int, int]) -> None:
         """Two owned tasks, reader and writer, until either ends; ``Connection.abort`` (hub:
@@ -115,9 +119,14 @@ class Session:
             hub.unregister(conn)
             # A client that stopped reading cannot take even the close frame: give it a
             # moment, then let go (the server closes the TCP connection behind us).
-            with contextlib.suppress(Exception):
+            try:
                 async with asyncio.timeout(CLOSE_GRACE_S):
                     await self.ws.close(conn.close_code, conn.close_reason)
+            except TimeoutError:
+                if self.abort_transport is not None:
+                    self.abort_transport()
+            except Exception:
+                log.debug("close after the connection ended", exc_info=True)
 
     async def _welcome(self, since: dict[int, int]) -> None:
         user = self.principal.user
@@ -136,10 +145,15 @@ class Session:
         self.conn.push(encode({"type": "synced", "rooms": {str(k): v for k, v in rooms.items()}}))
 
     async def _writer(self) -> None:
-        queue = self.conn.queue
+        """Sends what could not be written directly (the socket was busy), in order."""
+        conn = self.conn
         while True:
-            frame = await queue.get()
-            await self.ws.send_text(frame)
+            frame = await conn.queue.get()
+            conn.sending = True
+            try:
+                await self.ws.send_text(frame)
+            finally:
+                conn.sending = False
 
     async def _reader(self, welcome_sent: asyncio.Event) -> None:
         while True:
