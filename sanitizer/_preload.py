@@ -17,6 +17,7 @@ import encodings.utf_8_sig
 import encodings.utf_16
 import encodings.utf_16_be
 import encodings.utf_16_le  # noqa: F401
+import gc
 import gzip  # noqa: F401
 import html.parser  # noqa: F401
 import lzma  # noqa: F401
@@ -36,8 +37,12 @@ import pikepdf  # noqa: F401
 import pillow_heif
 from PIL import Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401
 
-from sanitizer import core, detect, registry  # noqa: F401
+from sanitizer import core, detect, registry, sandbox  # noqa: F401
 
 Image.init()
 pillow_heif.register_heif_opener()
 detect.libmagic_mime(b"warm up")
+sandbox._libc()
+# Everything imported so far is shared with each forked job: keep the collector off it,
+# so a job's garbage collection does not touch (and copy) the forkserver's pages.
+gc.freeze()

@@ -13,11 +13,25 @@ class Budget:
     """Bytes decompressed so far from every archive of one input (nested ones included)."""
 
     total_bytes: int = 0
+    total_pixels: int = 0
 
     def spend(self, n: int) -> None:
         self.total_bytes += n
         if self.total_bytes > limits.ZIP_MAX_TOTAL_BYTES:
             raise Blocked("limit_exceeded", "total uncompressed bytes")
+
+    def spend_pixels(self, n: int) -> None:
+        self.total_pixels += n
+        if self.total_pixels > limits.MAX_TOTAL_IMAGE_PIXELS:
+            raise Blocked("limit_exceeded", "total image pixels")
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether a limit of the whole input (not of one part) has been reached."""
+        return (
+            self.total_bytes > limits.ZIP_MAX_TOTAL_BYTES
+            or self.total_pixels > limits.MAX_TOTAL_IMAGE_PIXELS
+        )
 
 
 @dataclass
@@ -39,6 +53,17 @@ class Context:
             raise ValueError(f"unknown warning code {code!r}")
         if code not in self.warnings:
             self.warnings.append(code)
+
+    def embedded(self, part: str) -> Context:
+        """Context for a part of a document (a picture): same lists, budget and depth."""
+        return Context(
+            filename=part,
+            depth=self.depth,
+            prefix=f"{self.prefix}{part}: ",
+            removed=self.removed,
+            warnings=self.warnings,
+            budget=self.budget,
+        )
 
     def nested(self, name: str) -> Context:
         """Context for an entry of an archive: same lists and budget, one level deeper."""

@@ -65,6 +65,9 @@ _EXECUTABLE_MAGICS = (
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
+#: Bytes that detection looks at (libmagic's window), except in ZIP and OLE containers.
+HEAD_BYTES = 1024 * 1024
+
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 
 
@@ -77,9 +80,15 @@ def _magic() -> Any:
 
 def libmagic_mime(data: bytes) -> str:
     try:
-        return str(_magic().from_buffer(data[: 1024 * 1024]))
+        return str(_magic().from_buffer(data[:HEAD_BYTES]))
     except Exception:  # libmagic raises its own MagicException for odd input
         return "application/octet-stream"
+
+
+def needs_whole_file(head: bytes) -> bool:
+    """Whether detection must see the whole file: a ZIP or OLE directory is at its end.
+    For every other type `detect(head)` with `HEAD_BYTES` of head gives the same answer."""
+    return head.startswith((b"PK\x03\x04", b"PK\x05\x06", _OLE_MAGIC))
 
 
 def extension(filename: str | None) -> str:

@@ -51,6 +51,12 @@ XML_MAX_PART_BYTES = 128 * 1024 * 1024
 #: Pixels in one image (a 48 MP phone photo is 48e6); larger is a pixel bomb and is blocked.
 MAX_IMAGE_PIXELS = 64_000_000
 
+#: Pixels decoded from all the images of one input (pictures in a document or an archive).
+MAX_TOTAL_IMAGE_PIXELS = 256_000_000
+
+#: Pictures re-encoded in one OOXML document; more blocks the document.
+OOXML_MAX_PICTURES = 2_000
+
 #: Frames read from an animated image (only the first is kept).
 MAX_IMAGE_FRAMES = 1
 

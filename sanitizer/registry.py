@@ -6,7 +6,19 @@ from __future__ import annotations
 from functools import partial
 
 from sanitizer import mimes
-from sanitizer.formats import Disarmer, archive, html, images, ole, ooxml, pdf, rtf, svg, text
+from sanitizer.formats import (
+    Disarmer,
+    StreamingDisarmer,
+    archive,
+    html,
+    images,
+    ole,
+    ooxml,
+    pdf,
+    rtf,
+    svg,
+    text,
+)
 
 REGISTRY: dict[str, Disarmer] = {
     mimes.DOCX: ooxml.disarm,
@@ -32,4 +44,10 @@ REGISTRY: dict[str, Disarmer] = {
     mimes.TEXT: text.disarm_text,
     mimes.CSV: text.disarm_csv,
     mimes.ZIP: archive.disarm,
+}
+
+#: Types rewritten from file to file in the sandbox (no copy of the file in memory); the
+#: same types stay in REGISTRY for files nested in archives.
+STREAMING: dict[str, StreamingDisarmer] = {
+    mimes.PDF: pdf.disarm_file,
 }

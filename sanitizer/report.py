@@ -125,6 +125,10 @@ WARNINGS: dict[str, tuple[str, str]] = {
         "アニメーション画像は最初のコマだけを残しました。",
         "Only the first frame of the animated image was kept.",
     ),
+    "pictures_removed": (
+        "読み取れない画像または上限を超える画像を文書から削除しました。",
+        "Pictures that could not be read or were over the limits were removed from the document.",
+    ),
     "svg_rebuilt": (
         "SVG画像からスクリプトや外部参照を削除しました。",
         "Scripts and external references were removed from the SVG image.",

@@ -1,4 +1,5 @@
-"""One module per format family; each exposes `disarm(data, ctx) -> Disarmed`.
+"""One module per format family; each exposes `disarm(data, ctx) -> Disarmed`, and a family
+that can rewrite from file to file (PDF) also `disarm_file(untrusted_in, out, ctx) -> mime`.
 
 The contract (after mat2's): a disarmer rebuilds the file from what it knows to be inert,
 records every removal in `ctx`, and raises `Blocked` rather than return anything it could
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from sanitizer.context import Context
 
@@ -22,3 +24,6 @@ class Disarmed:
 
 
 Disarmer = Callable[[bytes, Context], Disarmed]
+
+#: (open input, open output, context) -> MIME of what was written to the output.
+StreamingDisarmer = Callable[[BinaryIO, BinaryIO, Context], str]

@@ -9,7 +9,7 @@ http, https and mailto. Text stays text (nothing is rasterised).
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from sanitizer import limits, mimes
@@ -23,6 +23,15 @@ _SAFE_ACTIONS = frozenset({"/GoTo", "/URI", "/Named", "/Thread", "/SetOCGState",
 _DANGEROUS_ANNOTS = frozenset(
     {"/FileAttachment", "/RichMedia", "/Movie", "/Sound", "/Screen", "/3D"}
 )
+_REMOVED_KEYS = {
+    "/JS": "javascript",
+    "/AA": "additional_action",
+    "/EmbeddedFile": "embedded_file",
+    "/EF": "embedded_file",
+    "/RichMediaContent": "rich_media",
+    "/XFA": "xfa_form",
+}
+_WATCHED_KEYS = frozenset(_REMOVED_KEYS) | {"/A", "/Next", "/PA"}
 _ACTION_KINDS = {
     "/JavaScript": "javascript",
     "/Launch": "launch_action",
@@ -40,10 +49,24 @@ _ACTION_KINDS = {
 
 
 def disarm(data: bytes, ctx: Context) -> Disarmed:
+    """A PDF held in memory (an archive entry)."""
+    out = io.BytesIO()
+    _rewrite(io.BytesIO(data), out, ctx)
+    return Disarmed(out.getvalue(), mimes.PDF)
+
+
+def disarm_file(untrusted_in: BinaryIO, out: BinaryIO, ctx: Context) -> str:
+    """A PDF rewritten from file to file: qpdf maps the input (no copy in memory) and writes
+    the output as it goes, the same work as a bare pikepdf open+save plus the clean pass."""
+    _rewrite(untrusted_in, out, ctx)
+    return mimes.PDF
+
+
+def _rewrite(untrusted_in: BinaryIO, out: BinaryIO, ctx: Context) -> None:
     import pikepdf
 
     try:
-        pdf = pikepdf.open(io.BytesIO(data))
+        pdf = pikepdf.open(untrusted_in, access_mode=_access_mode(untrusted_in))
     except pikepdf.PasswordError as exc:
         raise Blocked("encrypted", "pdf password") from exc
     except (pikepdf.PdfError, ValueError, OSError, RuntimeError) as exc:
@@ -51,7 +74,6 @@ def disarm(data: bytes, ctx: Context) -> Disarmed:
     with pdf:
         try:
             _clean(pdf, ctx)
-            out = io.BytesIO()
             pdf.save(out, encryption=False, linearize=False, preserve_pdfa=False)
         except Blocked:
             raise
@@ -59,7 +81,17 @@ def disarm(data: bytes, ctx: Context) -> Disarmed:
             raise Blocked("unparseable", f"pdf: {exc}") from exc
     if ctx.removed:
         ctx.warn("pdf_actions_removed")
-    return Disarmed(out.getvalue(), mimes.PDF)
+
+
+def _access_mode(stream: BinaryIO) -> Any:
+    """mmap for a real file (no copy of it in memory), Python reads for an in-memory one."""
+    import pikepdf
+
+    try:
+        stream.fileno()
+    except (OSError, io.UnsupportedOperation):
+        return pikepdf.AccessMode.stream
+    return pikepdf.AccessMode.mmap
 
 
 def _clean(pdf: Any, ctx: Context) -> None:
@@ -92,8 +124,8 @@ def _clean(pdf: Any, ctx: Context) -> None:
         if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
             _clean_dict(obj, f"obj {obj.objgen[0]}", ctx)
 
+    # Page dictionaries are indirect objects, cleaned above; here only their annotations.
     for number, page in enumerate(pdf.pages, start=1):
-        _clean_dict(page.obj, f"page {number}", ctx)
         if "/Annots" not in page.obj:
             continue
         annots = page.obj.Annots
@@ -116,20 +148,25 @@ def _clean(pdf: Any, ctx: Context) -> None:
 def _clean_dict(obj: Any, where: str, ctx: Context, depth: int = 0) -> None:
     import pikepdf
 
-    for key in ("/JS", "/AA", "/EmbeddedFile", "/EF", "/RichMediaContent", "/XFA"):
-        if key in obj:
-            kind = {
-                "/JS": "javascript",
-                "/AA": "additional_action",
-                "/EmbeddedFile": "embedded_file",
-                "/EF": "embedded_file",
-                "/RichMediaContent": "rich_media",
-                "/XFA": "xfa_form",
-            }[key]
+    keys = obj.keys()
+    if not _WATCHED_KEYS.isdisjoint(keys):
+        _clean_keys(obj, keys, where, ctx)
+    if depth >= _MAX_DIRECT_DEPTH:
+        return
+    for _key, value in obj.items():
+        if isinstance(value, pikepdf.Dictionary | pikepdf.Array):
+            _clean_direct(value, where, ctx, depth + 1)
+
+
+def _clean_keys(obj: Any, keys: Any, where: str, ctx: Context) -> None:
+    import pikepdf
+
+    for key, kind in _REMOVED_KEYS.items():
+        if key in keys:
             ctx.remove(kind, where)
             del obj[key]
     for key in ("/A", "/Next", "/PA"):
-        if key not in obj:
+        if key not in keys:
             continue
         action = obj[key]
         if isinstance(action, pikepdf.Array):
@@ -148,20 +185,21 @@ def _clean_dict(obj: Any, where: str, ctx: Context, depth: int = 0) -> None:
         elif kind not in _SAFE_ACTIONS:
             ctx.remove(_ACTION_KINDS.get(kind, "unknown_action"), f"{where} {kind}")
             del obj[key]
-    if depth >= _MAX_DIRECT_DEPTH:
-        return
-    for _key, value in obj.items():
-        _clean_direct(value, where, ctx, depth + 1)
 
 
 def _clean_direct(value: Any, where: str, ctx: Context, depth: int) -> None:
-    """Clean dictionaries written inline (direct objects); indirect ones are visited anyway."""
+    """Clean dictionaries written inline (direct objects); indirect ones are visited anyway.
+
+    Numbers, names and strings (most of a font's /Widths, a page's /MediaBox) are skipped
+    without a call: only direct dictionaries and arrays can hold an action.
+    """
     import pikepdf
 
-    if depth >= _MAX_DIRECT_DEPTH:
+    if depth >= _MAX_DIRECT_DEPTH or value.is_indirect:
         return
-    if isinstance(value, pikepdf.Dictionary) and not value.is_indirect:
+    if isinstance(value, pikepdf.Dictionary):
         _clean_dict(value, where, ctx, depth)
-    elif isinstance(value, pikepdf.Array) and not value.is_indirect:
-        for item in value:
+        return
+    for item in value:
+        if isinstance(item, pikepdf.Dictionary | pikepdf.Array):
             _clean_direct(item, where, ctx, depth + 1)

@@ -61,12 +61,13 @@ def disarm(data: bytes, ctx: Context) -> Disarmed:
         raise Blocked("unparseable", f"svg root {root.tag!r}")
     ET.register_namespace("", SVG_NS)
     ET.register_namespace("xlink", XLINK_NS)
+    removed_before = len(ctx.removed)
     clean = _copy(root, ctx, "svg")
     if clean is None:
         raise Blocked("unparseable", "svg root removed")
     if b"<!DOCTYPE" in data[:4096] or b"<!doctype" in data[:4096]:
         ctx.remove("doctype", "DOCTYPE")
-    if ctx.removed:
+    if len(ctx.removed) > removed_before:
         ctx.warn("svg_rebuilt")
     body = ET.tostring(clean, encoding="utf-8", xml_declaration=True)
     return Disarmed(body, mimes.SVG)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import posixpath
 import re
 import struct
 import zipfile
@@ -98,6 +99,7 @@ def docm_active() -> bytes:
         "application/vnd.openxmlformats-officedocument.oleObject",
     )
     ct = _ct_override(ct, "customUI/customUI.xml", "application/xml")
+    ct = _ct_override(ct, "word/activeX/activeX1.xml", "application/vnd.ms-office.activeX+xml")
     doc = z.read("word/document.xml").decode()
     field = (
         '<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r>'
@@ -108,6 +110,8 @@ def docm_active() -> bytes:
         '<w:p><w:r><w:object><o:OLEObject xmlns:o="urn:schemas-microsoft-com:office:office" '
         f'xmlns:r="{R}" Type="Embed" ProgID="Package" r:id="rIdOle"/></w:object></w:r></w:p>'
         f'<w:altChunk xmlns:r="{R}" r:id="rIdChunk"/>'
+        f'<w:p><w:r><w:object><w:control xmlns:r="{R}" r:id="rIdAx" w:name="CommandButton1"/>'
+        "</w:object></w:r></w:p>"
     )
     doc = doc.replace("<w:sectPr", field + "<w:sectPr", 1)
     rels = z.read("word/_rels/document.xml.rels")
@@ -115,6 +119,7 @@ def docm_active() -> bytes:
         rels,
         f'<Relationship Id="rIdVba" Type="{MSR}/vbaProject" Target="vbaProject.bin"/>'
         f'<Relationship Id="rIdOle" Type="{R}/oleObject" Target="embeddings/oleObject1.bin"/>'
+        f'<Relationship Id="rIdAx" Type="{R}/control" Target="activeX/activeX1.xml"/>'
         f'<Relationship Id="rIdChunk" Type="{R}/aFChunk" Target="http://evil.example/chunk.html" '
         'TargetMode="External"/>'
         f'<Relationship Id="rIdImg" Type="{R}/image" Target="http://evil.example/track.png" '
@@ -151,6 +156,19 @@ def docm_active() -> bytes:
             "word/vbaProject.bin": VBA_BIN,
             "word/embeddings/oleObject1.bin": b"\xd0\xcf\x11\xe0" + b"\x00" * 600,
             "word/_rels/settings.xml.rels": settings_rels.encode(),
+            "word/activeX/activeX1.xml": (
+                b'<ax:ocx xmlns:ax="http://schemas.microsoft.com/office/2006/activeX" '
+                b'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" '
+                b'ax:classid="{D7053240-CE69-11CD-A777-00DD01143C57}" '
+                b'ax:persistence="persistStorage" '
+                b'r:id="rIdBin"/>'
+            ),
+            "word/activeX/_rels/activeX1.xml.rels": (
+                b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                b'<Relationship Id="rIdBin" Type="http://schemas.microsoft.com/office/2006/'
+                b'relationships/activeXControlBinary" Target="activeX1.bin"/></Relationships>'
+            ),
+            "word/activeX/activeX1.bin": b"\xd0\xcf\x11\xe0" + b"ActiveX" * 90,
             "customUI/customUI.xml": (
                 b'<customUI xmlns="http://schemas.microsoft.com/office/2006/01/customui"'
                 b' onLoad="Go"/>'
@@ -446,6 +464,34 @@ def xls_with_macro_sheet() -> bytes:
     return ole_file({"Workbook": _xls_stream(1)})
 
 
+def _ppt_record(rtype: int, body: bytes, *, container: bool = False) -> bytes:
+    return struct.pack("<HHI", 0x000F if container else 0, rtype, len(body)) + body
+
+
+def _ppt_stream(extra: bytes = b"") -> bytes:
+    text = _ppt_record(0x0FA0, JA_TEXT.encode("utf-16-le"))  # TextCharsAtom
+    return _ppt_record(0x03E8, text + extra, container=True)  # DocumentContainer
+
+
+def ppt_benign() -> bytes:
+    return ole_file({"PowerPoint Document": _ppt_stream(), "Current User": b"\x00" * 32})
+
+
+def ppt_with_object() -> bytes:
+    ole_record = _ppt_record(0x1011, b"\x00" * 32)  # ExOleObjStg: an embedded OLE object
+    return ole_file({"PowerPoint Document": _ppt_stream(ole_record), "Current User": b"\x00" * 32})
+
+
+def ppt_with_macros() -> bytes:
+    return ole_file(
+        {
+            "PowerPoint Document": _ppt_stream(),
+            "Current User": b"\x00" * 32,
+            "_VBA_PROJECT_CUR/VBA/dir": b"\x01" * 64,
+        }
+    )
+
+
 def jtd_benign() -> bytes:
     return ole_file(
         {"DocumentText": JA_TEXT.encode("utf-16-le"), "DocumentViewStyles": b"\x00" * 32}
@@ -550,6 +596,30 @@ def pdf_active() -> bytes:
                         S=pikepdf.Name.SubmitForm, F=pikepdf.String("http://evil.example/")
                     )
                 ),
+                link(
+                    pikepdf.Dictionary(
+                        S=pikepdf.Name.URI, URI=pikepdf.String("mailto:soumu@city.example.jp")
+                    )
+                ),
+                link(pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String("javascript:x()"))),
+                link(
+                    pikepdf.Dictionary(
+                        S=pikepdf.Name.GoToR, F=pikepdf.String("\\\\evil\\share\\x.pdf"), D=[0]
+                    )
+                ),
+                link(
+                    pikepdf.Dictionary(
+                        S=pikepdf.Name.ImportData, F=pikepdf.String("http://evil.example/d.fdf")
+                    )
+                ),
+                pikepdf.Dictionary(
+                    Type=pikepdf.Name.Annot,
+                    Subtype=pikepdf.Name.RichMedia,
+                    Rect=[0, 0, 10, 10],
+                    RichMediaContent=pikepdf.Dictionary(
+                        Assets=pikepdf.Dictionary(Names=pikepdf.Array()),
+                    ),
+                ),
             ]
         )
     )
@@ -582,6 +652,33 @@ def jpeg_with_gps(width: int = 64, height: int = 32, orientation: int = 6) -> by
     out = io.BytesIO()
     im.save(out, "JPEG", exif=exif, comment=b"secret comment")
     return out.getvalue() + b"PK\x03\x04appended zip payload"
+
+
+def _gps_exif() -> bytes:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif[0x8825] = {1: "N", 2: (35.0, 41.0, 22.0), 3: "E", 4: (139.0, 41.0, 30.0)}
+    return exif.tobytes()
+
+
+def webp_with_gps() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (33, 17), (1, 2, 3)).save(out, "WEBP", exif=_gps_exif())
+    return out.getvalue()
+
+
+def heic_with_gps() -> bytes:
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 200, 10)).save(out, "HEIF", quality=80, exif=_gps_exif())
+    return out.getvalue()
 
 
 def png_with_text() -> bytes:
@@ -743,3 +840,85 @@ def nested_zip(depth: int) -> bytes:
     for _ in range(depth - 1):
         body = zip_plain({"inner.zip": body})
     return body
+
+
+# --- pictures inside OOXML ------------------------------------------------------------------
+
+SVG_BLIP_EXT = "{96DAC541-7B7A-43D3-8B79-37D633B846F1}"
+ASVG = "http://schemas.microsoft.com/office/drawing/2016/SVG/main"
+
+
+def png_plain(size: tuple[int, int] = (24, 12)) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, (0, 128, 0)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _picture_doc(kind: str, pictures: list[bytes]) -> bytes:
+    """A docx/xlsx/pptx with Japanese text and these pictures, made by its usual library."""
+    out = io.BytesIO()
+    if kind == "docx":
+        import docx
+
+        d = docx.Document()
+        d.add_paragraph(JA_TEXT)
+        for picture in pictures:
+            d.add_picture(io.BytesIO(picture))
+        d.save(out)
+    elif kind == "xlsx":
+        import openpyxl
+        from openpyxl.drawing.image import Image as XlImage
+
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        ws.title = "写真"
+        ws["A1"] = JA_TEXT
+        for n, picture in enumerate(pictures):
+            ws.add_image(XlImage(io.BytesIO(picture)), f"C{3 + n * 10}")
+        wb.save(out)
+    else:
+        import pptx
+        from pptx.util import Inches
+
+        prs = pptx.Presentation()
+        slide = prs.slides.add_slide(prs.slide_layouts[5])
+        slide.shapes.title.text = JA_TEXT
+        for n, picture in enumerate(pictures):
+            slide.shapes.add_picture(io.BytesIO(picture), Inches(1 + n), Inches(2))
+        prs.save(out)
+    return out.getvalue()
+
+
+def office_with_pictures(kind: str, *, broken: bytes | None = None) -> bytes:
+    """A docx/xlsx/pptx whose first picture is a JPEG with EXIF GPS and whose SVG version
+    (Office 2016's svgBlip extension) is an SVG with a script and an event handler; with
+    `broken`, a second picture (a PNG) has its bytes replaced by `broken`."""
+    pictures = [jpeg_with_gps()] + ([png_plain()] if broken is not None else [])
+    data = _picture_doc(kind, pictures)
+    z = zipfile.ZipFile(io.BytesIO(data))
+    host = next(n for n in z.namelist() if n.endswith(".xml") and b"<a:blip " in z.read(n))
+    directory = posixpath.dirname(host)
+    rels_name = posixpath.join(directory, "_rels", posixpath.basename(host) + ".rels")
+    media = posixpath.dirname(next(n for n in z.namelist() if "/media/" in n))
+    svg_part = f"{media}/vector1.svg"
+    xml = z.read(host).decode()
+    svg_blip = (
+        f'<a:extLst><a:ext uri="{SVG_BLIP_EXT}"><asvg:svgBlip xmlns:asvg="{ASVG}" '
+        f'xmlns:r="{R}" r:embed="rIdSvg1"/></a:ext></a:extLst>'
+    )
+    xml = re.sub(r"(<a:blip [^>]*?)\s*/>", lambda m: f"{m.group(1)}>{svg_blip}</a:blip>", xml, 1)
+    rels = _add_rels(
+        z.read(rels_name),
+        f'<Relationship Id="rIdSvg1" Type="{R}/image" '
+        f'Target="{posixpath.relpath(svg_part, directory)}"/>',
+    )
+    ct = z.read("[Content_Types].xml").replace(
+        b"</Types>", b'<Default Extension="svg" ContentType="image/svg+xml"/></Types>'
+    )
+    edit: dict[str, bytes | None] = {"[Content_Types].xml": ct, host: xml.encode(), rels_name: rels}
+    if broken is not None:
+        png = next(n for n in z.namelist() if n.startswith(media) and n.endswith(".png"))
+        edit[png] = broken
+    return _rewrite_zip(data, edit, {svg_part: svg_active()})

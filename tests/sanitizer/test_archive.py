@@ -6,6 +6,7 @@ import io
 import zipfile
 
 import docx
+import pytest
 import sancorpus as c
 from sancorpus import Run, kinds
 
@@ -70,3 +71,15 @@ def test_too_many_entries_is_blocked(run: Run) -> None:
             z.writestr(f"{i}.txt", b"")
     result, _ = run(out.getvalue(), "many.zip")
     assert result.report.reason is not None and result.report.reason.code == "limit_exceeded"
+
+
+def test_total_uncompressed_size_is_limited(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sanitizer import limits
+
+    monkeypatch.setattr(limits, "ZIP_MAX_TOTAL_BYTES", 1500)  # in-process: the patch applies
+    data = c.zip_plain({"a.txt": b"a" * 800, "b.txt": b"b" * 800})
+    result, out = run(data, "大量.zip", use_sandbox=False)
+    assert out is None
+    assert result.report.reason is not None and result.report.reason.code == "limit_exceeded"
+    ok, _ = run(c.zip_plain({"a.txt": b"a" * 800}), "少量.zip", use_sandbox=False)
+    assert ok.verdict == "clean"

@@ -78,3 +78,33 @@ def test_python_dash_m_works_standalone(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "clean"
     assert out.read_bytes() == source.read_bytes()
+
+
+def test_kakehashi_console_script(tmp_path: Path) -> None:
+    """The command exactly as documented: `kakehashi sanitize INPUT -o OUTPUT --json`."""
+    kakehashi = Path(sys.executable).with_name("kakehashi")
+    source = tmp_path / "申請書.pdf"
+    source.write_bytes(c.pdf_active())
+    out = tmp_path / "o.pdf"
+    bad = tmp_path / "setup.exe"
+    bad.write_bytes(b"MZ\x90\x00" + b"\x00" * 100)
+    bad_out = tmp_path / "o.bin"
+    proc = subprocess.run(
+        [str(kakehashi), "sanitize", str(source), "-o", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert set(report) >= {"verdict", "detected_type", "removed", "warnings", "reason"}
+    assert report["verdict"] == "sanitized" and out.read_bytes().startswith(b"%PDF-")
+    proc = subprocess.run(
+        [str(kakehashi), "sanitize", str(bad), "-o", str(bad_out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["reason"] == "executable"
+    assert not bad_out.exists()

@@ -62,3 +62,18 @@ def test_truncated_image_is_blocked(run: Run) -> None:
     data = c.jpeg_with_gps()
     result, _ = run(data[:200], "broken.jpg")
     assert result.verdict == "blocked"
+
+
+def test_webp_and_heic_lose_exif_gps(run: Run) -> None:
+    for data, name, fmt, size in (
+        (c.webp_with_gps(), "地図.webp", "WEBP", (33, 17)),
+        (c.heic_with_gps(), "IMG_0002.HEIC", "JPEG", (64, 48)),
+    ):
+        assert b"PhoneMaker" in data  # the sample does carry it
+        result, out = run(data, name)
+        assert result.verdict == "sanitized", name
+        im = Image.open(io.BytesIO(out))
+        assert (im.format, im.size) == (fmt, size)
+        assert not im.getexif().get_ifd(0x8825) and not im.getexif()
+        assert "exif" not in im.info and b"PhoneMaker" not in out
+        assert "metadata" in {r.kind for r in result.report.removed}

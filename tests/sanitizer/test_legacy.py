@@ -13,6 +13,7 @@ def test_benign_doc_xls_jtd_are_delivered_unchanged(run: Run) -> None:
         (c.doc_benign(), "議事録.doc", "application/msword"),
         (c.xls_benign(), "名簿.xls", "application/vnd.ms-excel"),
         (c.jtd_benign(), "文書.jtd", "application/x-js-taro"),
+        (c.ppt_benign(), "説明会.ppt", "application/vnd.ms-powerpoint"),
     ):
         result, out = run(data, name)
         assert result.verdict == "clean", name
@@ -49,3 +50,14 @@ def test_dde_field_in_doc_is_blocked(run: Run) -> None:
     result, _ = run(data, "dde.doc")
     assert result.report.reason is not None
     assert result.report.reason.code == "legacy_embedded_object"
+
+
+def test_powerpoint_with_objects_or_macros_is_blocked_with_advice(run: Run) -> None:
+    for data, code in (
+        (c.ppt_with_object(), "legacy_embedded_object"),
+        (c.ppt_with_macros(), "legacy_macros"),
+    ):
+        result, out = run(data, "説明会.ppt")
+        assert out is None
+        assert result.report.reason is not None and result.report.reason.code == code
+        assert ".pptx" in result.report.reason.ja

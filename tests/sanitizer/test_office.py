@@ -10,9 +10,22 @@ import openpyxl
 import pptx
 import sancorpus as c
 from defusedxml import ElementTree as DET
+from PIL import Image
 from sancorpus import Run, kinds, zip_names
 
-ACTIVE_WORDS = (b"vbaProject", b"DDEAUTO", b"attachedTemplate", b"evil.example", b"OLEObject")
+from sanitizer import SanitizeResult
+
+ACTIVE_WORDS = (
+    b"vbaProject",
+    b"DDEAUTO",
+    b"attachedTemplate",
+    b"evil.example",
+    b"OLEObject",
+    b"w:control",
+    b"CommandButton1",
+    b"activeX",
+)
+THUMBNAIL = "docProps/thumbnail.jpeg"
 
 
 def _all_bytes(data: bytes) -> bytes:
@@ -27,9 +40,20 @@ def _check_xml_parts(data: bytes) -> None:
             DET.fromstring(z.read(name), forbid_dtd=True)
 
 
-def test_benign_docx_is_clean_and_keeps_japanese(run: Run) -> None:
+def _only_thumbnail_metadata_removed(result: SanitizeResult, out: bytes) -> None:
+    """python-docx/-pptx templates carry a thumbnail with EXIF and an ICC profile: that
+    metadata goes (the thumbnail is re-encoded like every picture), nothing else."""
+    assert result.verdict == "sanitized"
+    assert [(r.kind, r.where.split(":")[0]) for r in result.report.removed] == [
+        ("metadata", "docProps/thumbnail.jpeg")
+    ]
+    thumbnail = Image.open(io.BytesIO(zipfile.ZipFile(io.BytesIO(out)).read(THUMBNAIL)))
+    assert not thumbnail.getexif() and "icc_profile" not in thumbnail.info
+
+
+def test_benign_docx_keeps_japanese(run: Run) -> None:
     result, out = run(c.docx_benign(), "報告書.docx")
-    assert result.verdict == "clean"
+    _only_thumbnail_metadata_removed(result, out)
     assert result.output_filename == "報告書.docx"
     document = docx.Document(io.BytesIO(out))
     assert document.paragraphs[0].text == c.JA_TEXT
@@ -42,7 +66,9 @@ def test_docm_becomes_docx_without_active_content(run: Run) -> None:
     assert result.output_filename == "議事録.docx"
     assert result.output_mime == c.__dict__.get("DOCX", result.output_mime)
     names = zip_names(out)
-    assert not any("vba" in n.lower() or "embeddings" in n or "customUI" in n for n in names)
+    assert not any(
+        "vba" in n.lower() or "embeddings" in n or "customUI" in n or "activeX" in n for n in names
+    )
     everything = _all_bytes(out)
     for word in ACTIVE_WORDS:
         assert word not in everything, word
@@ -55,7 +81,7 @@ def test_docm_becomes_docx_without_active_content(run: Run) -> None:
     document = docx.Document(io.BytesIO(out))
     assert c.JA_TEXT in [p.text for p in document.paragraphs]
     assert "結果" in "".join(p.text for p in document.paragraphs)  # the field's shown result
-    assert {"vba_macro", "dde_field", "external_template", "ole_object"} <= kinds(result)
+    assert {"vba_macro", "dde_field", "external_template", "ole_object", "activex"} <= kinds(result)
     assert "macros_removed" in {w.code for w in result.report.warnings}
     ja = [w.ja for w in result.report.warnings]
     assert "マクロを削除したため、ブックの自動処理は動作しません。" in ja
@@ -105,10 +131,12 @@ def test_pptm_loses_macros_and_program_actions(run: Run) -> None:
     assert c.JA_TEXT in texts
 
 
-def test_benign_pptx_stays_clean(run: Run) -> None:
+def test_benign_pptx_keeps_its_slide(run: Run) -> None:
     result, out = run(c.pptx_benign(), "資料.pptx")
-    assert result.verdict == "clean"
-    assert len(pptx.Presentation(io.BytesIO(out)).slides) == 1
+    _only_thumbnail_metadata_removed(result, out)
+    prs = pptx.Presentation(io.BytesIO(out))
+    assert len(prs.slides) == 1
+    assert c.JA_TEXT in [s.text_frame.text for s in prs.slides[0].shapes if s.has_text_frame]
 
 
 def test_encrypted_with_default_password_is_opened_and_sanitised(run: Run) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pikepdf
 import sancorpus as c
@@ -38,9 +39,25 @@ def test_active_pdf_loses_scripts_actions_files_and_xfa(run: Run) -> None:
     keys = _walk_keys(pdf)
     assert not keys & {"/JS", "/AA", "/EF", "/EmbeddedFile"}
     assert b"MZ payload" not in out
-    assert _actions(pdf) == [("/URI", "https://www.city.example.jp/")]
+    assert _actions(pdf) == [
+        ("/URI", "https://www.city.example.jp/"),
+        ("/URI", "mailto:soumu@city.example.jp"),
+    ]
+    subtypes = {str(a.get("/Subtype")) for a in pdf.pages[0].obj.get("/Annots", [])}
+    assert subtypes == {"/Link"}  # the rich media annotation is gone
+    assert not keys & {"/RichMediaContent", "/XFA"}
     assert len(pdf.pages) == 2
-    assert {"javascript", "launch_action", "embedded_file", "xfa_form"} <= kinds(result)
+    assert {
+        "javascript",
+        "open_action",
+        "launch_action",
+        "remote_action",
+        "submit_action",
+        "unsafe_link",
+        "rich_media",
+        "embedded_file",
+        "xfa_form",
+    } <= kinds(result)
 
 
 def test_text_survives_as_text(run: Run) -> None:
@@ -73,3 +90,25 @@ def test_earlier_revisions_and_trailing_bytes_are_gone(run: Run) -> None:
     result, out = run(data, "a.pdf")
     assert result.verdict in ("clean", "sanitized")
     assert b"hidden appended" not in out
+
+
+def test_large_pdf_is_rewritten_file_to_file(run: Run) -> None:
+    """Over the 1 MiB that detection reads, a PDF goes file to file (qpdf maps the input);
+    the result is the same: rewritten whole, appended bytes gone, content kept."""
+    pdf = pikepdf.open(io.BytesIO(c.pdf_benign(pages=2)))
+    noise = random.Random(7).randbytes(3 * 1024 * 1024)
+    blob = pdf.make_stream(noise)
+    pdf.pages[1].obj.Resources.XObject = pikepdf.Dictionary(Blob=blob)
+    pdf.Root.OpenAction = pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("x"))
+    buf = io.BytesIO()
+    pdf.save(buf)
+    data = buf.getvalue() + b"\n%%EOF\nMZ appended executable"
+    assert len(data) > 3 * 1024 * 1024
+    result, out = run(data, "大きい.pdf")
+    assert result.verdict == "sanitized" and kinds(result) == {"open_action"}
+    assert b"MZ appended" not in out
+    rewritten = pikepdf.open(io.BytesIO(out))
+    assert "/OpenAction" not in rewritten.Root
+    assert len(rewritten.pages) == 2
+    assert rewritten.pages[1].obj.Resources.XObject.Blob.read_bytes() == noise
+    assert b"Page 2 plain text" in rewritten.pages[1].obj.Contents.read_bytes()

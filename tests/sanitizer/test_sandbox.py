@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -121,3 +122,29 @@ def test_per_job_overhead_is_small() -> None:
     per_job = (time.perf_counter() - start) / 10
     assert per_job < 0.2  # the benchmark measures the real figure (target 50 ms)
     assert limits.SANDBOX_TIMEOUT_S > 0
+
+
+def test_jobs_do_not_rerun_the_callers_main_module(tmp_path: Path) -> None:
+    """multiprocessing re-runs the parent's main script in each child by default; for the
+    `kakehashi` console script that is the whole chat app (seconds per job)."""
+    marker = tmp_path / "imported"
+    script = tmp_path / "main.py"
+    script.write_text(
+        "import sys\n"
+        "if __name__ != '__main__':\n"
+        f"    open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+        "from sanitizer import sanitize\n"
+        "if __name__ == '__main__':\n"
+        "    print(sanitize(b'hello\\n', filename='a.txt', output_path=sys.argv[1]).verdict)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "clean"
+    assert (tmp_path / "out").read_bytes() == b"hello\n"
+    assert not marker.exists()
