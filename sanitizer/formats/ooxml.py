@@ -335,7 +335,7 @@ def disarm(data: bytes, ctx: Context) -> Disarmed:
         write(zipsafe.fixed_info("[Content_Types].xml"), _content_types(pkg, kept, main))
         write(zipsafe.fixed_info("_rels/.rels"), _write_rels(kept[""]))
         for part, rels in kept.items():
-            if not part or part.lower() in gone:
+            if not part:
                 continue
             if part in pictures:
                 body = pictures[part]
@@ -386,7 +386,10 @@ def _clean_picture(data: bytes, ct: str, ctx: Context) -> bytes:
 def _forget_parts(
     kept: dict[str, list[_Rel]], dropped: dict[str, set[str]], gone: set[str]
 ) -> None:
-    """Drop the relationships to removed parts; references to them are scrubbed later."""
+    """Forget removed parts (no part, no content type) and the relationships to them; the
+    references to those relationships are scrubbed from the XML later."""
+    for part in [p for p in kept if p.lower() in gone]:
+        del kept[part]
     for source, rels in kept.items():
         keep = []
         for rel in rels:

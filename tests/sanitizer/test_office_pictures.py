@@ -21,6 +21,7 @@ from sanitizer import limits
 
 SVG = "{http://www.w3.org/2000/svg}"
 REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+CT = "{http://schemas.openxmlformats.org/package/2006/content-types}"
 GPS_IFD = 0x8825
 KINDS = ("docx", "xlsx", "pptx")
 
@@ -41,9 +42,13 @@ def _pictures(data: bytes) -> dict[str, bytes]:
 
 
 def _check_relationships_resolve(data: bytes) -> None:
-    """Every internal relationship of the output points at a part that exists."""
+    """Every internal relationship and content-type override of the output names a part
+    that exists."""
     z = zipfile.ZipFile(io.BytesIO(data))
     names = set(z.namelist())
+    types = DET.fromstring(z.read("[Content_Types].xml"), forbid_dtd=True)
+    for override in types.iter(f"{CT}Override"):
+        assert override.get("PartName", "").lstrip("/") in names, override.get("PartName")
     for rels in (n for n in names if n.endswith(".rels")):
         source_dir = posixpath.dirname(posixpath.dirname(rels))
         for rel in DET.fromstring(z.read(rels), forbid_dtd=True).iter(f"{REL}Relationship"):
