@@ -49,6 +49,14 @@ def test_html_becomes_plain_text(run: Run) -> None:
     assert "<" not in text and "alert" not in text
 
 
+def test_benign_html_keeps_its_text(run: Run) -> None:
+    page = f"<html><body><h1>会議のお知らせ</h1><p>{c.JA_TEXT}</p></body></html>".encode()
+    result, out = run(page, "会議.html")
+    assert result.verdict in ("sanitized", "clean") and result.output_mime == "text/plain"
+    text = out.decode("utf-8")
+    assert "会議のお知らせ" in text and c.JA_TEXT in text and "<" not in text
+
+
 def test_rtf_loses_objects_dde_templates_and_trailing_payload(run: Run) -> None:
     result, out = run(c.rtf_active(), "文書.rtf")
     assert result.verdict == "sanitized"
