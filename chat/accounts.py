@@ -105,13 +105,17 @@ async def department_depth(uow: Unit, dept: Department) -> int:
     return depth
 
 
-async def create_department(
-    uow: Unit, org_id: int, name: str, *, parent_id: int | None = None, code: str | None = None
-) -> Department:
+def _check_department_name(name: str) -> None:
     if not name.strip() or len(name) > 200:
         raise BadRequest(
             "部署名を200文字以内で入力してください。", "A department needs a name (≤ 200)."
         )
+
+
+async def create_department(
+    uow: Unit, org_id: int, name: str, *, parent_id: int | None = None, code: str | None = None
+) -> Department:
+    _check_department_name(name)
     if parent_id is not None:
         parent = await get_department(uow, org_id, parent_id)
         if await department_depth(uow, parent) >= MAX_DEPARTMENT_DEPTH:
@@ -133,10 +137,7 @@ async def create_department(
 
 
 async def rename_department(uow: Unit, org_id: int, department_id: int, name: str) -> Department:
-    if not name.strip() or len(name) > 200:
-        raise BadRequest(
-            "部署名を200文字以内で入力してください。", "A department needs a name (≤ 200)."
-        )
+    _check_department_name(name)
     dept = await get_department(uow, org_id, department_id)
     dept.name = name.strip()
     return dept

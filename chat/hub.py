@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RESYNC_INTERVAL_S = 2.0
 SESSION_CHECK_INTERVAL_S = 5.0  # backstop; revocations are pushed at once
 SWEEP_CHUNK = 500
+HEARTBEAT_TICK_S = 1.0
 REPLAY_BATCH = 500
 
 
@@ -421,23 +422,27 @@ class Hub:
                 log.exception("session sweep failed")
 
     async def _heartbeat_loop(self) -> None:
-        """One sweeper for every connection: ping each ``ping_interval_s``; drop a connection
-        not heard from in ``dead_after_s`` (checked every sixth of it, so never later)."""
-        tick = min(self.ping_interval_s, self.dead_after_s / 6)
-        next_ping = time.monotonic() + self.ping_interval_s
+        """One sweeper for every connection.  Each tick visits a slice of the connections, so
+        every connection is pinged once per ``ping_interval_s`` without a burst that would
+        stall the loop (15,000 pings at once take a noticeable slice of a second), and one not
+        heard from in ``dead_after_s`` is dropped (checked once per interval, early enough)."""
+        tick = min(HEARTBEAT_TICK_S, self.ping_interval_s / 4, self.dead_after_s / 6)
+        slices = max(1, round(self.ping_interval_s / tick))
+        limit = self.dead_after_s - self.ping_interval_s
+        turn = 0
         while True:
             await asyncio.sleep(tick)
+            turn = (turn + 1) % slices
+            conns = [c for cs in self.by_session.values() for c in cs][turn::slices]
             now = time.monotonic()
-            ping = now >= next_ping
-            if ping:
-                next_ping = now + self.ping_interval_s
-                frame = f'{{"type":"ping","t":{time.time():.3f}}}'
-            for conns in tuple(self.by_session.values()):
-                for conn in tuple(conns):
-                    if now - conn.last_heard > self.dead_after_s - tick:
-                        conn.abort(WS_CLOSE_HEARTBEAT, "heartbeat_timeout")
-                    elif ping:
-                        conn.push(frame)
+            frame = f'{{"type":"ping","t":{time.time():.3f}}}'
+            for n, conn in enumerate(conns, 1):
+                if now - conn.last_heard > limit:
+                    conn.abort(WS_CLOSE_HEARTBEAT, "heartbeat_timeout")
+                else:
+                    conn.push(frame)
+                if n % SWEEP_CHUNK == 0:
+                    await asyncio.sleep(0)
 
     async def _resync_loop(self) -> None:
         while True:

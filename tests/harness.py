@@ -131,6 +131,15 @@ class World:
                 await person.http.aclose()
 
 
+def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The error body of a refused request: status, stable code, both sentences."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["message"] and error["message_en"]
+    return dict(error)
+
+
 def client_id() -> str:
     return uuid.uuid4().hex
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -14,15 +13,7 @@ from chat.auth import JST, hash_token
 from chat.errors import WS_CLOSE_REVOKED
 from chat.models import AuthSession, Organisation, User, utcnow
 from tests.clirun import kakehashi
-from tests.harness import PASSWORD, World, Ws
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["message"] and error["message_en"]
-    return dict(error)
+from tests.harness import PASSWORD, World, Ws, error_of
 
 
 async def login(world: World, login_id: str, password: str = PASSWORD) -> httpx.Response:

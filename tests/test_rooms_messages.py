@@ -6,21 +6,12 @@ import asyncio
 import json
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
 from chat.messages import RECALLED_TEXT
 from chat.models import Event, Message, MessageEdit, Room, RoomMember
 from chat.settings import MAX_MESSAGE_CHARS
-from tests.harness import Person, World, Ws, client_id
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["message"] and error["message_en"]
-    return dict(error)
+from tests.harness import Person, World, Ws, client_id, error_of
 
 
 async def group(owner: Person, name: str, *members: Person) -> int:
