@@ -346,10 +346,12 @@ class Hub:
         for event in events:
             self._deliver_event(room_id, event.seq, event.type, event_frame(event))
 
-    async def resync_all(self) -> None:
-        """Catch up from the database after a broker reconnect, or periodically when pub/sub
-        may have dropped something: memberships first, then every room's missing events."""
-        await self.reconcile_memberships()
+    async def resync_all(self, *, memberships: bool = True) -> None:
+        """Catch up from the database after a broker reconnect (memberships first, then every
+        room's missing events), or periodically, when pub/sub may have dropped something
+        (missing events only: gap filling applies the membership events it finds)."""
+        if memberships:
+            await self.reconcile_memberships()
         if not self.rooms:
             return
         async with self.db.read_sessions() as s:
@@ -448,7 +450,7 @@ class Hub:
         while True:
             await asyncio.sleep(RESYNC_INTERVAL_S)
             try:
-                await self.resync_all()
+                await self.resync_all(memberships=False)
             except Exception:
                 log.exception("periodic resync failed")
 
