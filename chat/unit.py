@@ -96,7 +96,7 @@ async def append_event(
 
 @asynccontextmanager
 async def unit_of_work(db: Database, broker: Broker) -> AsyncIterator[Unit]:
-    async with db.sessions() as session:
+    async with db.writer() as session:
         async with session.begin():
             uow = Unit(session)
             yield uow
