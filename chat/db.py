@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_S = 5.0
+SQLITE_READ_POOL = 2
+SQLITE_READ_OVERFLOW = 4
 
 
 class InlineSQLiteConnection(aiosqlite.Connection):
@@ -70,7 +72,15 @@ def _inline_sqlite_creator(url: str) -> Callable[[], Any]:
 
 def make_engine(url: str, *, writer: bool = True) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, async_creator=_inline_sqlite_creator(url))
+        # Inline calls on one thread gain nothing from many connections, and each keeps a
+        # page cache of its own: writers queue on Database's lock (one connection suffices,
+        # with a spare), readers share a few.
+        engine = create_async_engine(
+            url,
+            async_creator=_inline_sqlite_creator(url),
+            pool_size=1 if writer else SQLITE_READ_POOL,
+            max_overflow=1 if writer else SQLITE_READ_OVERFLOW,
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -31,6 +31,14 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
             extensions[DIRECT_SEND] = self.direct_send
             extensions[ABORT] = self.abort
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The handshake's request and response are not used again; a thousand idle
+            # connections should not keep a thousand copies of their headers.
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
+
     def direct_send(self, data: bytes) -> bool:
         if (
             not self.handshake_complete
