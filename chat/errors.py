@@ -3,7 +3,7 @@
 ``ChatError``
     ``BadRequest`` (400) — ``invalid_input``, ``csv_invalid``, ``password_too_weak``…
     ``Unauthenticated`` (401) — ``not_authenticated``, ``invalid_credentials``, ``session_expired``
-    ``Forbidden`` (403) — ``forbidden``, ``not_a_member``, ``csrf_failed``, ``origin_forbidden``,
+    ``Forbidden`` (403) — ``forbidden``, ``not_a_member``, ``csrf_failed``,
     ``account_locked`` (423 over HTTP), ``account_inactive``
     ``NotFound`` (404) — ``not_found``
     ``Conflict`` (409) — ``conflict``, ``already_exists``
@@ -81,7 +81,6 @@ HTTP_STATUS: dict[str, int] = {
     "forbidden": 403,
     "not_a_member": 403,
     "csrf_failed": 403,
-    "origin_forbidden": 403,
     "account_inactive": 403,
     "account_locked": 423,
     "not_found": 404,
@@ -102,7 +101,6 @@ _BASE_STATUS: dict[type[ChatError], int] = {
 # Websocket close codes (4000-4999 are ours).  Documented in docs/protocol.md.
 WS_CLOSE_NORMAL = 1000
 WS_CLOSE_GOING_AWAY = 1001
-WS_CLOSE_POLICY = 1008
 WS_CLOSE_UNAUTHENTICATED = 4001  # no/invalid/expired token, or hello not sent in time
 WS_CLOSE_REVOKED = 4003  # session revoked, signed out everywhere, user deactivated
 WS_CLOSE_ORIGIN = 4004  # cross-site handshake refused

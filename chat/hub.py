@@ -27,7 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.broker import Broker
 from chat.db import Database
-from chat.errors import WS_CLOSE_HEARTBEAT, WS_CLOSE_REVOKED, WS_CLOSE_SLOW_CONSUMER
+from chat.errors import (
+    WS_CLOSE_GOING_AWAY,
+    WS_CLOSE_HEARTBEAT,
+    WS_CLOSE_NORMAL,
+    WS_CLOSE_REVOKED,
+    WS_CLOSE_SLOW_CONSUMER,
+)
 from chat.models import AuthSession, Event, Room, RoomMember, User, utcnow
 from chat.settings import RESUME_BUFFER_MAX, SEND_QUEUE_MAX
 from chat.unit import event_frame
@@ -106,7 +112,7 @@ class Connection:
         self.delivered: dict[int, int] = {}  # room -> last seq queued
         self.syncing: dict[int, list[tuple[int, str]]] = {}
         self.closed = asyncio.Event()
-        self.close_code = 1000
+        self.close_code = WS_CLOSE_NORMAL
         self.close_reason = ""
         self.last_heard = time.monotonic()
         self.writer: asyncio.Task[None] | None = None  # cancelled on abort to end the session
@@ -188,7 +194,7 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for conns in list(self.by_session.values()):
             for conn in conns:
-                conn.abort(1001, "server_shutdown")
+                conn.abort(WS_CLOSE_GOING_AWAY, "server_shutdown")
 
     # -- registration ------------------------------------------------------------------------
     def register(self, conn: Connection) -> None:

@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from chat import messages, receipts
 from chat.auth import Principal, authenticate
 from chat.errors import (
+    WS_CLOSE_NORMAL,
     WS_CLOSE_ORIGIN,
     WS_CLOSE_UNAUTHENTICATED,
     ChatError,
@@ -162,7 +163,7 @@ class Session:
             except WebSocketDisconnect:
                 return
             if message["type"] == "websocket.disconnect":
-                self.conn.abort(1000, "client_closed")
+                self.conn.abort(WS_CLOSE_NORMAL, "client_closed")
                 return
             self.conn.last_heard = time.monotonic()
             text = message.get("text")

@@ -44,17 +44,19 @@ class Backends:
     def uses_redis(self) -> bool:
         return BACKEND == "postgres"
 
-    async def _admin(self) -> asyncpg.Connection:
-        return await asyncpg.connect(PG_ADMIN_URL)
+    async def _admin(self, *statements: str) -> None:
+        """Run statements on the PostgreSQL admin database (CREATE/DROP DATABASE)."""
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
 
     async def prepare_template(self) -> None:
         if BACKEND == "postgres":
             name = f"kk_tpl_{self.run_id}"
-            conn = await self._admin()
-            try:
-                await conn.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await conn.close()
+            await self._admin(f'CREATE DATABASE "{name}"')
             db = Database(_pg_url(name))
             await upgrade(db)
             await db.dispose()
@@ -70,11 +72,7 @@ class Backends:
         n = next(_counter)
         if BACKEND == "postgres":
             name = f"kk_t_{self.run_id}_{n}"
-            conn = await self._admin()
-            try:
-                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-            finally:
-                await conn.close()
+            await self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
             self.created.append(name)
             return _pg_url(name)
         assert self.template is not None
@@ -92,17 +90,13 @@ class Backends:
         if BACKEND != "postgres":
             return
         name = url.rsplit("/", 1)[1]
-        conn = await self._admin()
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     async def cleanup(self) -> None:
         if BACKEND == "postgres" and self.template:
-            conn = await self._admin()
-            try:
-                for name in [*self.created, self.template]:
-                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
+            await self._admin(
+                *(
+                    f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+                    for name in [*self.created, self.template]
+                )
+            )
