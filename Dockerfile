@@ -3,5 +3,5 @@ RUN apt-get update && apt-get install -y --no-install-recommends libmagic1 && rm
 WORKDIR /app
 COPY . /app
 RUN pip install --no-cache-dir .
-EXPOSE 8000
+EXPOSE 8000 8001
 CMD ["kakehashi", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,4 +1,8 @@
-"""Organisation, departments (部 → 課 → 係) and users."""
+"""Organisation, departments (部 → 課 → 係) and users.
+
+Every change an administrator makes here is on the audit record, written in the same
+transaction as the change by the function that makes it (``actor``: who, from where).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from chat.auth import sign_out_everywhere
+from chat import audit
+from chat.audit import Actor
+from chat.auth import end_user_sessions
 from chat.errors import BadRequest, Conflict, NotFound
 from chat.models import Department, Organisation, User, utcnow
 from chat.passwords import check_password_policy, hash_password
@@ -75,7 +81,7 @@ async def create_organisation(uow: Unit, name: str) -> Organisation:
 
 
 async def update_password_policy(
-    uow: Unit, org_id: int, *, min_length: int, min_classes: int
+    uow: Unit, org_id: int, *, min_length: int, min_classes: int, actor: Actor = audit.SYSTEM
 ) -> Organisation:
     if not 8 <= min_length <= 128 or not 1 <= min_classes <= 4:
         raise BadRequest(
@@ -83,8 +89,18 @@ async def update_password_policy(
             "min_length must be 8-128 and min_classes 1-4.",
         )
     org = await get_org(uow, org_id)
+    before = {"min_length": org.password_min_length, "min_classes": org.password_min_classes}
     org.password_min_length = min_length
     org.password_min_classes = min_classes
+    await audit.record(
+        uow.session,
+        actor,
+        "policy.password",
+        target_type="organisation",
+        target_id=org_id,
+        details={"before": before, "after": {"min_length": min_length, "min_classes": min_classes}},
+        org_id=org_id,
+    )
     return org
 
 
@@ -113,7 +129,13 @@ def _check_department_name(name: str) -> None:
 
 
 async def create_department(
-    uow: Unit, org_id: int, name: str, *, parent_id: int | None = None, code: str | None = None
+    uow: Unit,
+    org_id: int,
+    name: str,
+    *,
+    parent_id: int | None = None,
+    code: str | None = None,
+    actor: Actor = audit.SYSTEM,
 ) -> Department:
     _check_department_name(name)
     if parent_id is not None:
@@ -133,13 +155,34 @@ async def create_department(
     dept = Department(org_id=org_id, name=name.strip(), parent_id=parent_id, code=code)
     uow.session.add(dept)
     await uow.session.flush()
+    await audit.record(
+        uow.session,
+        actor,
+        "department.create",
+        target_type="department",
+        target_id=dept.id,
+        details={"name": dept.name, "parent_id": parent_id, "code": code},
+        org_id=org_id,
+    )
     return dept
 
 
-async def rename_department(uow: Unit, org_id: int, department_id: int, name: str) -> Department:
+async def rename_department(
+    uow: Unit, org_id: int, department_id: int, name: str, *, actor: Actor = audit.SYSTEM
+) -> Department:
     _check_department_name(name)
     dept = await get_department(uow, org_id, department_id)
-    dept.name = name.strip()
+    before, dept.name = dept.name, name.strip()
+    if dept.name != before:
+        await audit.record(
+            uow.session,
+            actor,
+            "department.rename",
+            target_type="department",
+            target_id=dept.id,
+            details={"before": before, "after": dept.name},
+            org_id=org_id,
+        )
     return dept
 
 
@@ -165,7 +208,34 @@ async def login_id_taken(uow: Unit, login_id: str) -> bool:
     ) is not None
 
 
-async def create_user(uow: Unit, org_id: int, data: UserInput) -> User:
+async def create_user(
+    uow: Unit, org_id: int, data: UserInput, *, actor: Actor = audit.SYSTEM
+) -> User:
+    user = await insert_user(uow, org_id, data)
+    await audit.record(
+        uow.session,
+        actor,
+        "user.create",
+        target_type="user",
+        target_id=user.id,
+        details=_user_details(user),
+        org_id=org_id,
+    )
+    return user
+
+
+def _user_details(user: User) -> dict[str, Any]:
+    return {
+        "login_id": user.login_id,
+        "display_name": user.display_name,
+        "role": user.role,
+        "department_id": user.department_id,
+    }
+
+
+async def insert_user(uow: Unit, org_id: int, data: UserInput) -> User:
+    """Check and add one user without an audit entry: for a caller that records the act
+    itself (the CSV import records one entry for the whole file)."""
     errors = user_field_errors(data)
     if errors:
         raise _invalid_user(errors)
@@ -198,7 +268,14 @@ async def create_user(uow: Unit, org_id: int, data: UserInput) -> User:
     return user
 
 
-async def update_user(uow: Unit, org_id: int, user_id: int, changes: dict[str, Any]) -> User:
+USER_FIELDS = ("display_name", "kana", "department_id", "title", "email", "role")
+
+
+async def update_user(
+    uow: Unit, org_id: int, user_id: int, changes: dict[str, Any], *, actor: Actor = audit.SYSTEM
+) -> User:
+    """Change a user's fields; what changed is on the record, before → after (a change of role
+    under an action of its own, ``user.role_change``, so that it is easy to find)."""
     user = await get_user(uow, org_id, user_id)
     merged = UserInput(
         login_id=user.login_id,
@@ -214,33 +291,87 @@ async def update_user(uow: Unit, org_id: int, user_id: int, changes: dict[str, A
         raise _invalid_user(errors)
     if merged.department_id is not None:
         await get_department(uow, org_id, merged.department_id)
-    for key in ("display_name", "kana", "department_id", "title", "email", "role"):
-        setattr(user, key, getattr(merged, key))
+    changed: dict[str, dict[str, Any]] = {}
+    for key in USER_FIELDS:
+        before, after = getattr(user, key), getattr(merged, key)
+        if before != after:
+            changed[key] = {"before": before, "after": after}
+            setattr(user, key, after)
+    if changed:
+        await audit.record(
+            uow.session,
+            actor,
+            "user.role_change" if "role" in changed else "user.update",
+            target_type="user",
+            target_id=user.id,
+            details={"login_id": user.login_id, "changes": changed},
+            org_id=org_id,
+        )
     return user
 
 
-async def set_password(uow: Unit, org_id: int, user_id: int, password: str) -> User:
+async def set_password(
+    uow: Unit, org_id: int, user_id: int, password: str, *, actor: Actor = audit.SYSTEM
+) -> User:
+    """Set a password: the user's own change, or an administrator's reset (which also lifts
+    a lockout); the record says which."""
     user = await get_user(uow, org_id, user_id)
     check_password_policy(await get_org(uow, org_id), password)
     user.password_hash = await hash_password(password)
     user.failed_logins = 0
     user.locked_until = None
+    own = actor.user_id is not None and actor.user_id == user.id
+    await audit.record(
+        uow.session,
+        actor,
+        "user.password_change" if own else "user.password_reset",
+        target_type="user",
+        target_id=user.id,
+        details={"login_id": user.login_id},
+        org_id=org_id,
+    )
     return user
 
 
-async def deactivate_user(uow: Unit, org_id: int, user_id: int) -> User:
+async def deactivate_user(
+    uow: Unit, org_id: int, user_id: int, *, actor: Actor = audit.SYSTEM
+) -> User:
     """Deactivate and end every session at once (live websockets are closed by the hub)."""
     user = await get_user(uow, org_id, user_id)
+    was_active = user.is_active
     user.is_active = False
     user.deactivated_at = utcnow()
-    await sign_out_everywhere(uow, user.id)
+    ended = await end_user_sessions(uow, user.id, reason="account_deactivated")
+    if was_active or ended:
+        await audit.record(
+            uow.session,
+            actor,
+            "user.deactivate",
+            target_type="user",
+            target_id=user.id,
+            details={"login_id": user.login_id, "sessions_ended": len(ended)},
+            org_id=org_id,
+        )
     return user
 
 
-async def reactivate_user(uow: Unit, org_id: int, user_id: int) -> User:
+async def reactivate_user(
+    uow: Unit, org_id: int, user_id: int, *, actor: Actor = audit.SYSTEM
+) -> User:
     user = await get_user(uow, org_id, user_id)
+    was_active = user.is_active
     user.is_active = True
     user.deactivated_at = None
+    if not was_active:
+        await audit.record(
+            uow.session,
+            actor,
+            "user.reactivate",
+            target_type="user",
+            target_id=user.id,
+            details={"login_id": user.login_id},
+            org_id=org_id,
+        )
     return user
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy import select
 
-from chat import accounts
+from chat import accounts, audit, licenses
 from chat.app import build_services, close_services, create_app
 from chat.errors import ChatError, NotFound
 from chat.migrate import upgrade
@@ -54,14 +55,18 @@ async def prepare(settings: Settings, *, quiet: bool = False) -> None:
         await upgrade(services.db)
         async with services.unit() as uow:
             created = await accounts.bootstrap(uow, DEFAULT_ORG_NAME, "admin")
+            if created is not None:
+                await licenses.bootstrap(uow, created[0].org_id, created[0].id)
     finally:
         await close_services(services)
     if created is not None and not quiet:
         admin, password = created
         url = f"http://{settings.host}:{settings.port}/"
+        lgwan = f"http://{settings.host}:{settings.lgwan_port}/" if settings.lgwan_port else "-"
         print(
             "\n  初回起動: 管理者を作成しました / first start: an administrator was created\n"
-            f"    URL:        {url}\n"
+            f"    インターネット接続系 / internet side: {url}\n"
+            f"    LGWAN接続系 / LGWAN side:            {lgwan}\n"
             f"    ログインID: {admin.login_id}\n"
             f"    パスワード: {password}\n"
             "  このパスワードは一度だけ表示されます。ログイン後に変更してください。\n"
@@ -70,15 +75,37 @@ async def prepare(settings: Settings, *, quiet: bool = False) -> None:
         )
 
 
+def bind_listeners(settings: Settings) -> list[socket.socket]:
+    """One listening socket per side's port (chat/sides.py decides the side by the port)."""
+    sockets = []
+    for port, _side in settings.listener_sides():
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        sock = socket.create_server((settings.host, port), family=family, backlog=2048)
+        sock.setblocking(False)
+        sockets.append(sock)
+    return sockets
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.host:
         settings.host = args.host
     if args.port:
         settings.port = args.port
-    settings.check()
+    if args.lgwan_port is not None:
+        settings.lgwan_port = args.lgwan_port
+    try:
+        settings.check()
+    except ValueError as exc:
+        print(f"kakehashi: {exc}", file=sys.stderr)
+        return 2
     asyncio.run(prepare(settings))
+    try:
+        sockets = bind_listeners(settings)
+    except OSError as exc:
+        print(f"kakehashi: cannot listen on {settings.host}: {exc}", file=sys.stderr)
+        return 2
     server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
-    server.run()
+    server.run(sockets=sockets)
     return 0
 
 
@@ -96,6 +123,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             if org is None:
                 print("no organisation yet: run `kakehashi migrate` first", file=sys.stderr)
                 return 1
+            actor = audit.cli_actor(org.id)
             if args.admin_cmd == "create-user":
                 password = args.password or getpass.getpass("password: ")
                 user = await accounts.create_user(
@@ -109,16 +137,17 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
                         department_id=args.department_id,
                         password=password,
                     ),
+                    actor=actor,
                 )
                 print(f"created user {user.id} {user.login_id}")
             elif args.admin_cmd == "create-department":
                 dept = await accounts.create_department(
-                    uow, org.id, args.name, parent_id=args.parent_id, code=args.code
+                    uow, org.id, args.name, parent_id=args.parent_id, code=args.code, actor=actor
                 )
                 print(f"created department {dept.id} {dept.name}")
             elif args.admin_cmd == "import-users":
                 data = await asyncio.to_thread(Path(args.file).read_bytes)
-                created = await import_users(uow, org.id, data)
+                created = await import_users(uow, org.id, data, actor=actor)
                 for row in created:
                     extra = (
                         f" initial password: {row['initial_password']}"
@@ -128,21 +157,113 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"created {row['login_id']}{extra}")
             elif args.admin_cmd == "deactivate":
                 user = await _by_login(uow, args.login_id)
-                await accounts.deactivate_user(uow, org.id, user.id)
+                await accounts.deactivate_user(uow, org.id, user.id, actor=actor)
                 print(f"deactivated {user.login_id}")
             elif args.admin_cmd == "set-password":
                 user = await _by_login(uow, args.login_id)
                 await accounts.set_password(
-                    uow, org.id, user.id, args.password or getpass.getpass("password: ")
+                    uow,
+                    org.id,
+                    user.id,
+                    args.password or getpass.getpass("password: "),
+                    actor=actor,
                 )
                 print(f"password set for {user.login_id}")
     except ChatError as exc:
-        print(f"error ({exc.code}): {exc.message} / {exc.message_en}", file=sys.stderr)
-        for key, value in exc.details.items():
-            print(f"  {key}: {value}", file=sys.stderr)
+        _print_error(exc)
         return 1
     finally:
         await close_services(services)
+    return 0
+
+
+def _print_error(exc: ChatError) -> None:
+    print(f"error ({exc.code}): {exc.message} / {exc.message_en}", file=sys.stderr)
+    for key, value in exc.details.items():
+        print(f"  {key}: {value}", file=sys.stderr)
+
+
+async def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> int:
+    """Exit 0 when the chain and its head hold, 1 when not (each problem names its entry).
+    Reads only: it may run against a replica or with a read-only database role."""
+
+    def show(problem: audit.Problem) -> None:
+        print(f"{problem.message_en} / {problem.message}", flush=True)
+
+    services = await build_services(settings)
+    try:
+        result = await audit.verify(services.db, on_problem=show)
+    finally:
+        await close_services(services)
+    head = f"head {result.head_seq} {result.head_hash}" if result.head_seq else "no head"
+    if result.ok:
+        print(f"監査ログは改ざんされていません / audit log intact: {result.count} entries, {head}")
+        return 0
+    print(
+        f"監査ログに{result.problem_count}件の問題があります / audit log NOT intact: "
+        f"{result.problem_count} problem(s) in {result.count} entries, {head}"
+    )
+    return 1
+
+
+async def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
+    """The whole log (every organisation) of a period, oldest first, to ``--output`` (``-``:
+    standard output); written to ``FILE.part`` and renamed when complete."""
+    try:
+        fmt = audit.check_format(args.format)
+        lang = audit.check_lang(args.lang)
+        since, until = audit.parse_range(args.since, args.until)
+    except ChatError as exc:
+        _print_error(exc)
+        return 2
+    services = await build_services(settings)
+    try:
+        async with services.unit() as uow:
+            entry = await audit.record(
+                uow.session,
+                audit.cli_actor(None),
+                "audit.export",
+                target_type="audit_log",
+                details={
+                    "format": fmt,
+                    "lang": lang,
+                    "since": since.isoformat() if since else None,
+                    "until": until.isoformat() if until else None,
+                    "output": str(args.output)[:200],
+                },
+            )
+        chunks = audit.export_chunks(
+            services.db,
+            fmt,
+            org_id=None,
+            since=since,
+            until=until,
+            lang=lang,
+            up_to_seq=entry.seq,
+        )
+        if args.output == "-":
+            async for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return 0
+        target = Path(args.output)
+        partial = target.with_name(target.name + ".part")
+        out = await asyncio.to_thread(partial.open, "wb")
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(out.write, chunk)
+        except BaseException:
+            await asyncio.to_thread(out.close)
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+            raise
+        await asyncio.to_thread(out.close)
+        await asyncio.to_thread(partial.replace, target)
+    except OSError as exc:
+        print(f"kakehashi: cannot write {args.output}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await close_services(services)
+    print(f"exported to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -158,7 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
     serve = sub.add_parser("serve", help="migrate, then run the server")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=int, help="the internet side's port (default 8000)")
+    serve.add_argument(
+        "--lgwan-port", type=int, help="the LGWAN side's port (default 8001; 0: none)"
+    )
     sub.add_parser("migrate", help="create or upgrade the database schema")
     admin = sub.add_parser("admin", help="administer the organisation")
     asub = admin.add_subparsers(dest="admin_cmd", required=True)
@@ -180,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = asub.add_parser("set-password")
     sp.add_argument("login_id")
     sp.add_argument("--password")
+    aud = sub.add_parser("audit", help="verify or export the audit log")
+    ausub = aud.add_subparsers(dest="audit_cmd", required=True)
+    ausub.add_parser("verify", help="check the hash chain: exit 0 intact, 1 not")
+    ex = ausub.add_parser("export", help="entries of a period as CSV (Excel) or JSON Lines")
+    ex.add_argument("--format", choices=audit.EXPORT_FORMATS, default="csv")
+    ex.add_argument("--since", help="from (inclusive): 2026-04-01 or ISO 8601; Japan time")
+    ex.add_argument("--until", help="to: a date includes that whole day; ISO 8601 is exclusive")
+    ex.add_argument("--lang", choices=["ja", "en"], default="ja", help="CSV headers")
+    ex.add_argument("--output", "-o", default="-", help="a file, or - for standard output")
     sub.add_parser("sanitize", help="sanitise a file (see `kakehashi sanitize --help`)")
     sub.add_parser("worker", help="run sanitisation jobs")
     return parser
@@ -198,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(settings, args)
     if args.cmd == "migrate":
         return cmd_migrate(settings, args)
+    if args.cmd == "audit":
+        command = cmd_audit_verify if args.audit_cmd == "verify" else cmd_audit_export
+        return asyncio.run(command(settings, args))
     return asyncio.run(_admin(settings, args))
 
 

@@ -8,6 +8,11 @@
     ``NotFound`` (404) — ``not_found``
     ``Conflict`` (409) — ``conflict``, ``already_exists``
     ``TooLarge`` (413) — ``too_large``
+    ``RangeNotSatisfiable`` (416) — ``range_not_satisfiable``
+
+Attachments add ``attachment_not_ready`` (409), ``original_not_released`` and
+``attachment_blocked`` (403); the storage package's own errors (``file_too_large`` 413,
+``empty_file`` 400) keep their codes and are listed here too.
 
 Each error carries a Japanese sentence (``message``) and an English one (``message_en``).  The
 HTTP status and the websocket close code of every code live in the table below, nowhere else.
@@ -71,6 +76,10 @@ class TooLarge(ChatError):
     code = "too_large"
 
 
+class RangeNotSatisfiable(ChatError):
+    code = "range_not_satisfiable"
+
+
 HTTP_STATUS: dict[str, int] = {
     "invalid_input": 400,
     "csv_invalid": 400,
@@ -87,6 +96,34 @@ HTTP_STATUS: dict[str, int] = {
     "conflict": 409,
     "already_exists": 409,
     "too_large": 413,
+    "file_too_large": 413,
+    "empty_file": 400,
+    "attachment_not_ready": 409,
+    "original_not_released": 403,
+    "attachment_blocked": 403,
+    "range_not_satisfiable": 416,
+    # sides, licenses, roles (issue 4)
+    "license_required": 403,
+    "session_other_side": 401,
+    "outside_department": 403,
+    "license_pool_exhausted": 409,
+    "department_quota_exhausted": 409,
+    "pool_below_assigned": 409,
+    "quota_below_assigned": 409,
+    # devices and policy, approvals, previews (issue 5)
+    "device_not_registered": 403,
+    "device_invalid": 403,
+    "device_code_invalid": 400,
+    "encrypted_storage_required": 403,
+    "screenshot_protection_required": 403,
+    "view_only_device": 403,
+    "outbound_pending": 403,
+    "own_request": 403,
+    "already_requested": 409,
+    "already_decided": 409,
+    "preview_unavailable": 403,
+    "preview_failed": 422,
+    "invalid_location": 400,
 }
 
 _BASE_STATUS: dict[type[ChatError], int] = {
@@ -96,6 +133,7 @@ _BASE_STATUS: dict[type[ChatError], int] = {
     NotFound: 404,
     Conflict: 409,
     TooLarge: 413,
+    RangeNotSatisfiable: 416,
 }
 
 # Websocket close codes (4000-4999 are ours).  Documented in docs/protocol.md.

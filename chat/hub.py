@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import select
@@ -35,6 +36,7 @@ from chat.errors import (
     WS_CLOSE_SLOW_CONSUMER,
 )
 from chat.models import AuthSession, Event, Room, RoomMember, User, utcnow
+from chat.presence import Presence
 from chat.settings import RESUME_BUFFER_MAX, SEND_QUEUE_MAX
 from chat.unit import event_frame
 
@@ -164,8 +166,10 @@ class Hub:
         resync: bool,
         ping_interval_s: float = 20.0,
         dead_after_s: float = 60.0,
+        presence: Presence | None = None,
     ) -> None:
         self.db = db
+        self.presence = presence or Presence()
         self.ping_interval_s = ping_interval_s
         self.dead_after_s = dead_after_s
         self.broker = broker
@@ -186,6 +190,7 @@ class Hub:
         self._tasks.append(asyncio.create_task(self._session_loop(), name="hub-sessions"))
         if self._resync_periodically:
             self._tasks.append(asyncio.create_task(self._resync_loop(), name="hub-resync"))
+        self._tasks.append(asyncio.create_task(self.presence.run(), name="hub-presence"))
         await ready.wait()
 
     async def stop(self) -> None:
@@ -195,6 +200,7 @@ class Hub:
         for conns in list(self.by_session.values()):
             for conn in conns:
                 conn.abort(WS_CLOSE_GOING_AWAY, "server_shutdown")
+        await self.presence.close()
 
     # -- registration ------------------------------------------------------------------------
     def register(self, conn: Connection) -> None:
@@ -266,6 +272,15 @@ class Hub:
             conn.offer(room_id, seq, frame)
 
     # -- control -----------------------------------------------------------------------------
+    def notify_users(self, user_ids: Iterable[int], notice: dict[str, Any]) -> None:
+        """A personal notice (not part of any room's log) to every live connection of these
+        users in this process: e.g. a release request for a supervisor, its answer for the
+        requester.  Missed while offline, it is found again through the REST inbox."""
+        frame = json.dumps({"type": "notice", **notice}, ensure_ascii=False, separators=(",", ":"))
+        for uid in user_ids:
+            for conn in list(self.by_user.get(uid, ())):
+                conn.push(frame)
+
     def close_sessions(self, session_ids: Iterable[int], code: int, reason: str) -> None:
         for session_id in session_ids:
             for conn in list(self.by_session.get(session_id, ())):
@@ -293,7 +308,10 @@ class Hub:
         if head == "C":
             control = json.loads(body)
             if control.get("op") == "revoke_sessions":
-                self.close_sessions(control["session_ids"], WS_CLOSE_REVOKED, "session_revoked")
+                reason = str(control.get("reason") or "session_revoked")[:60]
+                self.close_sessions(control["session_ids"], WS_CLOSE_REVOKED, reason)
+            elif control.get("op") == "notify_users":
+                self.notify_users(control["user_ids"], control["notice"])
             return
         _, room_s, seq_s, event_type = head.split(" ", 3)
         room_id, seq = int(room_s), int(seq_s)

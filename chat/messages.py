@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import re
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from chat.attachments import attachment_dict, for_messages, take_for_message
 from chat.auth import Principal
 from chat.errors import BadRequest, Forbidden, NotFound
+from chat.location import check_location
 from chat.models import (
+    Attachment,
     Event,
     Mention,
     Message,
@@ -35,7 +38,9 @@ MENTION_RE = re.compile(r"(?<![A-Za-z0-9._@-])@([A-Za-z0-9][A-Za-z0-9._@-]{0,63}
 MAX_EMOJI_CHARS = 32
 
 
-def _check_body(body: str) -> str:
+def _check_body(body: str, *, may_be_empty: bool = False) -> str:
+    if isinstance(body, str) and may_be_empty and not body.strip():
+        return ""
     if not isinstance(body, str) or not body.strip():
         raise BadRequest("メッセージを入力してください。", "The message is empty.")
     if len(body) > MAX_MESSAGE_CHARS:
@@ -70,7 +75,13 @@ async def _resolve_mentions(uow: Unit, room_id: int, body: str) -> tuple[bool, l
     return mention_all, sorted(rows.scalars())
 
 
-def message_dict(message: Message, sender: User | None = None) -> dict[str, Any]:
+def message_dict(
+    message: Message,
+    sender: User | None = None,
+    attachments: list[Attachment] | None = None,
+) -> dict[str, Any]:
+    """``attachments``: the message's files with their state (empty when not loaded: history
+    and the send path load them; an ``attachment`` event tells later states)."""
     recalled = message.recalled_at is not None
     return {
         "id": message.id,
@@ -86,6 +97,8 @@ def message_dict(message: Message, sender: User | None = None) -> dict[str, Any]
         "mentions": [] if recalled else message.mentions.get("user_ids", []),
         "created_at": message.created_at.isoformat(),
         "edited_at": message.edited_at.isoformat() if message.edited_at else None,
+        "attachments": [] if recalled else [attachment_dict(a) for a in attachments or ()],
+        "location": None if recalled else message.location,
     }
 
 
@@ -93,6 +106,7 @@ def message_dict(message: Message, sender: User | None = None) -> dict[str, Any]
 class Sent:
     message: Message
     created: bool  # False when the client id was seen before (a retry)
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 async def _existing(uow: Unit, sender_id: int, client_id: str) -> Message | None:
@@ -109,9 +123,14 @@ async def send_message(
     client_id: str,
     body: str,
     reply_to_id: int | None = None,
+    attachment_ids: list[int] | None = None,
+    location: Any = None,
 ) -> Sent:
+    """``attachment_ids``: files the sender uploaded to this room and has not sent yet; with
+    them the body may be empty."""
     check_client_id(client_id)
-    body = _check_body(body)
+    shared = check_location(location)
+    body = _check_body(body, may_be_empty=bool(attachment_ids) or shared is not None)
     previous = await _existing(uow, principal.user_id, client_id)
     if previous is not None:
         if previous.room_id != room_id:
@@ -119,7 +138,7 @@ async def send_message(
                 "この client_id は別のルームで使われています。",
                 "This client_id was used in another room.",
             )
-        return Sent(previous, False)
+        return Sent(previous, False, (await for_messages(uow, [previous.id])).get(previous.id, []))
     await _check_can_post(uow, principal, room_id)
     if reply_to_id is not None:
         quoted_room = await uow.session.scalar(
@@ -139,6 +158,7 @@ async def send_message(
         "reply_to_id": reply_to_id,
         "mention_all": mention_all,
         "mentions": {"user_ids": mentioned},
+        "location": shared,
         "created_at": utcnow(),
     }
     # The hot path speaks Core, not the ORM unit of work: a send is a handful of statements.
@@ -156,8 +176,11 @@ async def send_message(
         previous = await _existing(uow, principal.user_id, client_id)
         if previous is None:
             raise
-        return Sent(previous, False)
+        return Sent(previous, False, (await for_messages(uow, [previous.id])).get(previous.id, []))
     message = Message(**values)
+    files: list[Attachment] = []
+    if attachment_ids:
+        files = await take_for_message(uow, principal, room_id, message.id, attachment_ids)
     if mentioned:
         await uow.session.execute(
             insert(Mention),
@@ -167,7 +190,11 @@ async def send_message(
             ],
         )
     await record_event(
-        uow, room_id, message.seq, "message", {"message": message_dict(message, principal.user)}
+        uow,
+        room_id,
+        message.seq,
+        "message",
+        {"message": message_dict(message, principal.user, files)},
     )
     # Sending implies having read everything up to one's own message.
     await uow.session.execute(
@@ -179,7 +206,7 @@ async def send_message(
         )
         .values(read_seq=message.seq)
     )
-    return Sent(message, True)
+    return Sent(message, True, files)
 
 
 async def _check_can_post(uow: Unit, principal: Principal, room_id: int) -> None:
@@ -232,22 +259,25 @@ async def edit_message(uow: Unit, principal: Principal, message_id: int, body: s
                 message_id=message.id, user_id=user_id, room_id=message.room_id, seq=message.seq
             )
         )
+    files = (await for_messages(uow, [message.id])).get(message.id, [])
     await append_event(
         uow,
         message.room_id,
         "message.edited",
-        {"message": message_dict(message, principal.user)},
+        {"message": message_dict(message, principal.user, files)},
     )
     return message
 
 
 async def recall_message(uow: Unit, principal: Principal, message_id: int) -> Message:
-    """The text is gone from every API: body, edit history, mentions and reactions."""
+    """The text is gone from every API: body, edit history, mentions, reactions and any
+    shared location."""
     message = await _own_message(uow, principal, message_id)
     message.recalled_at = utcnow()
     message.body = ""
     message.mention_all = False
     message.mentions = {"user_ids": []}
+    message.location = None  # a recalled field report keeps no location either
     for model in (MessageEdit, Mention, Reaction):
         await uow.session.execute(delete(model).where(model.message_id == message.id))
     await _scrub_events(uow, message, principal.user)

@@ -51,6 +51,29 @@ def _str_field(data: dict[str, Any], key: str, ref: str | None) -> str:
     return value
 
 
+MAX_ATTACHMENT_IDS = 20
+
+
+def _id_list(untrusted: Any, key: str, ref: str | None) -> list[int]:
+    """An optional list of at most MAX_ATTACHMENT_IDS ids (absent or null: empty)."""
+    if untrusted is None:
+        return []
+    if (
+        not isinstance(untrusted, list)
+        or len(untrusted) > MAX_ATTACHMENT_IDS
+        or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_ID for v in untrusted
+        )
+    ):
+        raise ProtocolError(
+            "missing_field",
+            f"{key} は{MAX_ATTACHMENT_IDS}個までのIDの配列です。",
+            f"{key} is a list of at most {MAX_ATTACHMENT_IDS} ids.",
+            ref,
+        )
+    return list(untrusted)
+
+
 def parse_since(untrusted: Any, ref: str | None) -> dict[int, int]:
     """``{"room id": last seq seen}`` → ``{room_id: seq}``."""
     if untrusted is None:
@@ -138,6 +161,9 @@ def parse_client_frame(untrusted_text: str | bytes) -> ClientFrame:
             "client_id": _str_field(untrusted, "client_id", ref),
             "body": _str_field(untrusted, "body", ref),
             "reply_to": reply_to,
+            "attachment_ids": _id_list(untrusted.get("attachment_ids"), "attachment_ids", ref),
+            # checked by the domain (chat/location.py), which names a bad field
+            "location": untrusted.get("location"),
         }
     elif frame_type == "read":
         data = {

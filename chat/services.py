@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chat.broker import Broker
 from chat.db import Database
 from chat.hub import Hub, Metrics
 from chat.settings import Settings
 from chat.unit import Unit, unit_of_work
+from storage.blobs import BlobStore
+
+if TYPE_CHECKING:
+    from chat.sanitizing import Sanitizing
 
 
 @dataclass
@@ -20,6 +25,8 @@ class Services:
     broker: Broker
     hub: Hub
     metrics: Metrics
+    blobs: BlobStore
+    sanitizing: Sanitizing
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:

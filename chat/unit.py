@@ -17,6 +17,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.models import Event, Room, utcnow
+from chat.sides import current_side
 
 if TYPE_CHECKING:
     from chat.broker import Broker
@@ -42,6 +43,7 @@ def event_frame(event: Event) -> str:
             "event": event.type,
             "data": event.payload,
             "at": event.created_at.isoformat(),
+            "side": event.side,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -77,10 +79,22 @@ async def record_event(
     uow: Unit, room_id: int, seq: int, type_: str, payload: dict[str, Any]
 ) -> Event:
     """Record the event in the room's log (one INSERT); it is published after commit."""
-    event = Event(room_id=room_id, seq=seq, type=type_, payload=payload, created_at=utcnow())
+    event = Event(
+        room_id=room_id,
+        seq=seq,
+        type=type_,
+        payload=payload,
+        created_at=utcnow(),
+        side=current_side.get(),
+    )
     await uow.session.execute(
         insert(Event).values(
-            room_id=room_id, seq=seq, type=type_, payload=payload, created_at=event.created_at
+            room_id=room_id,
+            seq=seq,
+            type=type_,
+            payload=payload,
+            created_at=event.created_at,
+            side=event.side,
         )
     )
     uow.pending.append(encode_event(event))

@@ -1,6 +1,6 @@
 """CSV bulk import of users, accepting what Excel writes: UTF-8, UTF-8 with BOM, Shift_JIS
 (CP932).  All or nothing: a file with any bad row imports nothing and every bad row is
-reported by line and column."""
+reported by line and column.  One audit entry records the whole file (count and login ids)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from chat.accounts import UserInput, create_user, generate_password, user_field_errors
+from chat import audit
+from chat.accounts import UserInput, generate_password, insert_user, user_field_errors
+from chat.audit import Actor
 from chat.errors import BadRequest, TooLarge
 from chat.models import Department, Organisation, User
 from chat.passwords import check_password_policy
@@ -102,7 +104,7 @@ def decode_csv(untrusted: bytes) -> str:
         ) from None
 
 
-def _csv_error(errors: list[RowError]) -> BadRequest:
+def csv_error(errors: list[RowError]) -> BadRequest:
     return BadRequest(
         f"CSVに{len(errors)}件の誤りがあるため、1件も登録していません。",
         f"The CSV has {len(errors)} error(s); nothing was imported.",
@@ -137,7 +139,9 @@ async def _department_index(uow: Unit, org_id: int) -> tuple[dict[str, int], set
     return index, {name for name, ids in names.items() if len(ids) > 1} - set(index)
 
 
-async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[str, Any]]:
+async def import_users(
+    uow: Unit, org_id: int, untrusted: bytes, *, actor: Actor = audit.SYSTEM
+) -> list[dict[str, Any]]:
     """Create every user of the file or none; returns the created users with any one-time
     passwords generated for rows that had none."""
     text = decode_csv(untrusted)
@@ -147,7 +151,7 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
     except StopIteration:
         raise BadRequest("CSVが空です。", "The CSV is empty.", code="csv_invalid") from None
     except csv.Error as exc:
-        raise _csv_error(
+        raise csv_error(
             [RowError(1, "", "csv_syntax", f"CSV syntax: {exc}", "CSVの形式が正しくありません。")]
         ) from None
     columns: list[str | None] = [
@@ -155,7 +159,7 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
     ]
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise _csv_error(
+        raise csv_error(
             [
                 RowError(
                     1,
@@ -292,14 +296,14 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
             )
         )
     if errors:
-        raise _csv_error(errors)
+        raise csv_error(errors)
     if not rows:
         raise BadRequest("CSVに行がありません。", "The CSV has no rows.", code="csv_invalid")
     created = []
     for data, generated in rows:
         if generated:
             data.password = generate_password()
-        user = await create_user(uow, org_id, data)
+        user = await insert_user(uow, org_id, data)
         created.append(
             {
                 "id": user.id,
@@ -307,4 +311,13 @@ async def import_users(uow: Unit, org_id: int, untrusted: bytes) -> list[dict[st
                 "initial_password": data.password if generated else None,
             }
         )
+    await audit.record(
+        uow.session,
+        actor,
+        "user.import",
+        target_type="organisation",
+        target_id=org_id,
+        details={"count": len(created), "login_ids": [row["login_id"] for row in created]},
+        org_id=org_id,
+    )
     return created

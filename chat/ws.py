@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chat import messages, receipts
+from chat import messages, policy, receipts
 from chat.auth import Principal, authenticate
 from chat.errors import (
     WS_CLOSE_NORMAL,
@@ -25,10 +25,18 @@ from chat.hub import Connection
 from chat.protocol import ClientFrame, ProtocolError, encode, error_frame, parse_client_frame
 from chat.services import Services
 from chat.settings import HELLO_TIMEOUT_S
+from chat.sides import ingress_of
 from chat.transport import ABORT, DIRECT_SEND
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "kakehashi_session"
+
+
+def session_cookie(side: str) -> str:
+    """One session cookie per side: a browser may be signed in on both (cookies ignore ports)."""
+    return f"{SESSION_COOKIE}_{side}"
+
+
 CLOSE_GRACE_S = 2.0
 
 
@@ -49,19 +57,22 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await ws.close(WS_CLOSE_ORIGIN, "origin_forbidden")
         return
     await ws.accept()
-    cookie_token = ws.cookies.get(SESSION_COOKIE)
+    side = ingress_of(ws.scope).side
+    cookie_token = ws.cookies.get(session_cookie(side))
     since: dict[int, int] = {}
     try:
         if cookie_token and origin is not None:
-            principal = await authenticate(services.db, cookie_token)
+            principal = await authenticate(services.db, cookie_token, side)
         else:
             frame = await _hello(ws)
             since = frame.data["since"]
-            principal = await authenticate(services.db, frame.data["token"] or cookie_token)
+            principal = await authenticate(services.db, frame.data["token"] or cookie_token, side)
     except (ChatError, ProtocolError, TimeoutError) as exc:
         code = getattr(exc, "code", "not_authenticated")
+        ja = getattr(exc, "message", "認証できません。")
+        en = getattr(exc, "message_en", "Not authenticated.")
         with contextlib.suppress(Exception):
-            await ws.send_text(error_frame(code, "認証できません。", "Not authenticated."))
+            await ws.send_text(error_frame(code, ja, en))
             await ws.close(WS_CLOSE_UNAUTHENTICATED, str(code)[:120])
         return
     except WebSocketDisconnect:
@@ -105,6 +116,7 @@ class Session:
         hub = self.services.hub
         conn = self.conn
         hub.register(conn)
+        hub.presence.up(self.principal.user_id, self.principal.side)
         welcome_sent = asyncio.Event()
         conn.writer = asyncio.create_task(self._writer(), name="ws-writer")
         reader = asyncio.create_task(self._reader(welcome_sent), name="ws-reader")
@@ -118,6 +130,7 @@ class Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             hub.unregister(conn)
+            hub.presence.down(self.principal.user_id, self.principal.side)
             # A client that stopped reading cannot take even the close frame: give it a
             # moment, then let go (the server closes the TCP connection behind us).
             try:
@@ -131,6 +144,9 @@ class Session:
 
     async def _welcome(self, since: dict[int, int]) -> None:
         user = self.principal.user
+        async with self.services.read() as uow:
+            current = await policy.get_policy(uow, self.principal.org_id)
+        restrictions = policy.restrictions(current, self.principal.client).to_dict()
         # The welcome goes first in the queue; replayed events follow it.
         self.conn.push(
             encode(
@@ -138,6 +154,8 @@ class Session:
                     "type": "welcome",
                     "user": {"id": user.id, "display_name": user.display_name, "role": user.role},
                     "session_id": self.principal.session_id,
+                    "side": self.principal.side,
+                    "restrictions": restrictions,
                     "heartbeat_s": self.services.settings.ping_interval_s,
                 }
             )
@@ -201,6 +219,8 @@ class Session:
                         client_id=d["client_id"],
                         body=d["body"],
                         reply_to_id=d["reply_to"],
+                        attachment_ids=d["attachment_ids"],
+                        location=d["location"],
                     )
                 m = sent.message
                 self.conn.push(

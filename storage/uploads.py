@@ -4,7 +4,7 @@ The cap is checked on every chunk as it arrives, before the chunk is passed on: 
 goes past :data:`MAX_ATTACHMENT_BYTES` is stopped at the first byte too many, never read to its
 end, and the store discards what it had written (no blob, no temporary file, no open multipart
 upload).  A stream with no bytes at all is refused before the store is touched.  Memory per
-upload is what the store buffers (at most one write buffer or one S3 part), never the file.
+upload is what the store buffers (two write buffers or one S3 part), never the file.
 
 A ``Content-Length`` the client declares may let the HTTP layer refuse earlier; this cap is the
 one that holds whatever the client says.

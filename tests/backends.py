@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import redis.asyncio as aioredis
 
 from chat.db import Database
 from chat.migrate import upgrade
@@ -93,6 +94,13 @@ class Backends:
         await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     async def cleanup(self) -> None:
+        if self.uses_redis:
+            # Every key this run left in Redis (streams, presence hashes) goes with it.
+            client = aioredis.from_url(REDIS_URL)
+            keys = [k async for k in client.scan_iter(f"kktest:{self.run_id}:*", count=1000)]
+            for i in range(0, len(keys), 500):
+                await client.delete(*keys[i : i + 500])
+            await client.aclose()
         if BACKEND == "postgres" and self.template:
             await self._admin(
                 *(

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from chat import accounts, passwords
+from chat import accounts, audit, licenses, passwords
 from chat.settings import Settings
 from tests.backends import Backends
 from tests.harness import Server, World
@@ -59,6 +59,8 @@ async def world(server: Server) -> AsyncIterator[World]:
     assert server.services is not None
     async with server.services.unit() as uow:
         org = await accounts.create_organisation(uow, "テスト市")
+        for side in ("lgwan", "internet"):
+            await licenses.set_pool(uow, audit.SYSTEM, org.id, side, 1000)
     w = World(server, org.id)
     await w.add_person("admin", "管理者", role="admin")
     await w.add_person("alice", "青木 アリス")

@@ -13,11 +13,13 @@ from typing import Any
 import httpx
 import uvicorn
 import websockets
+from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection
 
-from chat import accounts
+from chat import accounts, audit, licenses
 from chat.app import build_services, close_services, create_app
 from chat.cli import uvicorn_config
+from chat.models import User
 from chat.services import Services
 from chat.settings import Settings
 
@@ -39,24 +41,36 @@ class Server:
         self.services: Services | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
-        self.port = 0
+        self.port = 0  # the internet side's listener
+        self.lgwan_port = 0
+
+    def port_of(self, side: str) -> int:
+        return self.lgwan_port if side == "lgwan" else self.port
+
+    def url_for(self, side: str) -> str:
+        return f"http://127.0.0.1:{self.port_of(side)}"
+
+    def ws_url_for(self, side: str) -> str:
+        return f"ws://127.0.0.1:{self.port_of(side)}/ws"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url_for("internet")
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return self.ws_url_for("internet")
 
     async def start(self) -> None:
         self.services = await build_services(self.settings)
         await self.services.hub.start()
+        # Two listeners, one per side, as `kakehashi serve` has.
+        internet, lgwan = free_socket(), free_socket()
+        self.port, self.lgwan_port = internet.getsockname()[1], lgwan.getsockname()[1]
+        self.settings.port, self.settings.lgwan_port = self.port, self.lgwan_port
         app = create_app(self.settings, services=self.services)
-        sock = free_socket()
-        self.port = sock.getsockname()[1]
         self._server = uvicorn.Server(uvicorn_config(self.settings, app, log_level="warning"))
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        self._task = asyncio.create_task(self._server.serve(sockets=[internet, lgwan]))
         while not self._server.started:
             if self._task.done():
                 self._task.result()
@@ -76,6 +90,7 @@ class Person:
     id: int
     login_id: str
     display_name: str
+    side: str = "internet"  # the side this person's client signs in on
     token: str = ""
     http: httpx.AsyncClient | None = None
 
@@ -95,8 +110,17 @@ class World:
         return self.people[name]
 
     async def add_person(
-        self, login_id: str, display_name: str, *, role: str = "member", sign_in: bool = True
+        self,
+        login_id: str,
+        display_name: str,
+        *,
+        role: str = "member",
+        sign_in: bool = True,
+        side: str = "internet",
+        sides: tuple[str, ...] = ("lgwan", "internet"),
+        department_id: int | None = None,
     ) -> Person:
+        """A user holding the licenses of ``sides``, signed in on ``side``."""
         services = self.server.services
         assert services is not None
         async with services.unit() as uow:
@@ -104,17 +128,38 @@ class World:
                 uow,
                 self.org_id,
                 accounts.UserInput(
-                    login_id=login_id, display_name=display_name, role=role, password=PASSWORD
+                    login_id=login_id,
+                    display_name=display_name,
+                    role=role,
+                    password=PASSWORD,
+                    department_id=department_id,
                 ),
             )
-        person = Person(user.id, login_id, display_name)
+            change = licenses.Change()
+            for s in sides:
+                change.set(user.id, s, True)
+            await licenses.apply(uow, audit.SYSTEM, self.org_id, change)
+        person = Person(user.id, login_id, display_name, side)
         if sign_in:
             await self.sign_in(person)
         self.people[login_id] = person
         return person
 
+    async def give_licenses(self, login_id: str, *sides: str) -> None:
+        """Licenses for a user made outside ``add_person`` (REST, CLI, CSV)."""
+        services = self.server.services
+        assert services is not None
+        async with services.unit() as uow:
+            user_id = (
+                await uow.session.execute(select(User.id).where(User.login_id == login_id))
+            ).scalar_one()
+            change = licenses.Change()
+            for side in sides or ("lgwan", "internet"):
+                change.set(user_id, side, True)
+            await licenses.apply(uow, audit.SYSTEM, self.org_id, change)
+
     async def sign_in(self, person: Person) -> None:
-        client = httpx.AsyncClient(base_url=self.server.url, timeout=30)
+        client = httpx.AsyncClient(base_url=self.server.url_for(person.side), timeout=30)
         response = await client.post(
             "/api/auth/login", json={"login_id": person.login_id, "password": PASSWORD}
         )
@@ -153,9 +198,15 @@ class Ws:
 
     @classmethod
     async def connect(
-        cls, server: Server, token: str, since: dict[int, int] | None = None, **kwargs: Any
+        cls,
+        server: Server,
+        token: str,
+        since: dict[int, int] | None = None,
+        *,
+        side: str = "internet",
+        **kwargs: Any,
     ) -> Ws:
-        conn = await websockets.connect(server.ws_url, max_size=2**22, **kwargs)
+        conn = await websockets.connect(server.ws_url_for(side), max_size=2**22, **kwargs)
         ws = cls(conn)
         await ws.send(
             {

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from chat import accounts
+from chat import accounts, audit, licenses
 from chat.models import Event, Message, MessageEdit, Reaction, Room, RoomMember
 from tests.harness import Person, World, Ws, client_id
 
@@ -126,6 +126,8 @@ async def test_other_organisations_are_invisible(world: World) -> None:
     assert world.server.services is not None
     async with world.server.services.unit() as uow:
         org = await accounts.create_organisation(uow, "隣町")
+        await licenses.set_pool(uow, audit.SYSTEM, org.id, "internet", 10)
+        await licenses.set_pool(uow, audit.SYSTEM, org.id, "lgwan", 10)
     neighbours = World(world.server, org.id)
     try:
         mallory = await neighbours.add_person("mallory", "隣町 マロリー", role="admin")

@@ -92,6 +92,12 @@ async def test_users_crud_over_rest(world: World) -> None:
     assert user["department_id"] == dept["id"] and user["role"] == "supervisor"
     assert user["kana"] == "たなか はなこ" and user["title"] == "主任" and user["is_active"]
     assert "password" not in user and "password_hash" not in user
+    refused = await login(world, "tanaka.h", "Hanako-pass-2026")
+    error_of(refused, 403, "license_required")  # a new user holds no license yet
+    given = await admin.post(
+        "/api/admin/licenses/assign", json={"side": "internet", "user_ids": [user["id"]]}
+    )
+    assert given.status_code == 200, given.text
     assert (await login(world, "tanaka.h", "Hanako-pass-2026")).status_code == 200
 
     patched = await admin.patch(
@@ -350,12 +356,12 @@ async def test_cookie_session_flags_and_csrf(world: World) -> None:
         assert r.status_code == 200
         assert r.headers["cache-control"] == "no-store"
         cookies = {c.split("=", 1)[0]: c.lower() for c in r.headers.get_list("set-cookie")}
-        session_cookie = cookies["kakehashi_session"]
+        session_cookie = cookies["kakehashi_session_internet"]
         assert "httponly" in session_cookie and "samesite=strict" in session_cookie
         assert "secure" not in session_cookie.replace("samesite", "")  # plain http here
-        assert "httponly" not in cookies["kakehashi_csrf"]  # the page's script reads it
+        assert "httponly" not in cookies["kakehashi_csrf_internet"]  # the page's script reads it
         csrf = r.json()["csrf_token"]
-        assert browser.cookies["kakehashi_csrf"] == csrf
+        assert browser.cookies["kakehashi_csrf_internet"] == csrf
 
         # a safe method needs no CSRF token
         assert (await browser.get("/api/rooms")).status_code == 200
@@ -374,7 +380,7 @@ async def test_cookie_session_flags_and_csrf(world: World) -> None:
         error_of(await browser.post("/api/auth/logout"), 403, "csrf_failed")
         out = await browser.post("/api/auth/logout", headers={"X-CSRF-Token": csrf})
         assert out.status_code == 200
-        assert "kakehashi_session" not in browser.cookies
+        assert "kakehashi_session_internet" not in browser.cookies
     # a bearer client is not a browser: no CSRF token needed
     r = await world["bob"].api.post("/api/rooms", json={"name": "bearer", "member_ids": []})
     assert r.status_code == 201
@@ -404,6 +410,7 @@ async def test_admin_cli_creates_departments_and_users_and_deactivates(world: Wo
         "Suzuki-pass-2026",
     )
     assert made.code == 0, made.err
+    await world.give_licenses("suzuki")
     r = await login(world, "suzuki", "Suzuki-pass-2026")
     assert r.status_code == 200, r.text
     assert r.json()["user"]["department_id"] == ka_id

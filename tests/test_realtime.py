@@ -14,7 +14,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chat import messages, rooms
-from chat.auth import authenticate, sign_out_everywhere
+from chat.auth import authenticate, end_user_sessions
 from chat.broker import MemoryBroker
 from chat.settings import MAX_FRAME_BYTES
 from chat.unit import unit_of_work
@@ -273,7 +273,7 @@ async def test_invalid_token_and_missing_hello_close_with_documented_code(world:
 
 
 async def test_cookie_handshake_checks_origin(world: World) -> None:
-    cookie = f"kakehashi_session={world['alice'].token}"
+    cookie = f"kakehashi_session_internet={world['alice'].token}"
     host = f"127.0.0.1:{world.server.port}"
     # a cross-site page cannot ride the cookie: the handshake is refused before upgrade
     with pytest.raises(InvalidStatus) as info:
@@ -400,7 +400,7 @@ async def test_lost_broker_messages_are_recovered_from_the_database(world: World
     bob = await Ws.connect(world.server, world["bob"].token)
     carol = await Ws.connect(world.server, world["carol"].token)
     alice = world["alice"]
-    principal = await authenticate(services.db, alice.token)
+    principal = await authenticate(services.db, alice.token, "internet")
 
     lost = MemoryBroker()  # nobody subscribes: what is published here never arrives
     async with unit_of_work(services.db, lost) as uow:
@@ -415,6 +415,6 @@ async def test_lost_broker_messages_are_recovered_from_the_database(world: World
     assert carol_bodies == ["消えた1"], "a removed member kept receiving the room"
 
     async with unit_of_work(services.db, lost) as uow:
-        await sign_out_everywhere(uow, world["bob"].id)
+        await end_user_sessions(uow, world["bob"].id)
     assert await closed_code(bob, timeout=15) == 4003
     await carol.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from chat import accounts
+from chat import accounts, audit, licenses
 from chat.app import build_services, close_services
 from chat.settings import Settings
 from tests.backends import REDIS_URL
@@ -25,21 +25,22 @@ from tests.harness import PASSWORD, Ws, client_id, free_socket
 @dataclass
 class Proc:
     process: subprocess.Popen[bytes]
-    port: int
+    port: int  # the internet side's listener
+    lgwan_port: int
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+    def ws_url_for(self, side: str) -> str:
+        return f"ws://127.0.0.1:{self.lgwan_port if side == 'lgwan' else self.port}/ws"
 
 
 async def start_app(settings: Settings) -> Proc:
-    sock = free_socket()
-    port = sock.getsockname()[1]
+    sock, lgwan_sock = free_socket(), free_socket()
+    port, lgwan_port = sock.getsockname()[1], lgwan_sock.getsockname()[1]
     sock.close()
+    lgwan_sock.close()
     env = {
         **os.environ,
         "KAKEHASHI_DATABASE_URL": settings.database_url,
@@ -49,7 +50,16 @@ async def start_app(settings: Settings) -> Proc:
         "KAKEHASHI_LOG_LEVEL": "warning",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "chat", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "chat",
+            "serve",
+            "--port",
+            str(port),
+            "--lgwan-port",
+            str(lgwan_port),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         start_new_session=True,
@@ -58,7 +68,7 @@ async def start_app(settings: Settings) -> Proc:
         for _ in range(200):
             try:
                 if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return Proc(process, port)
+                    return Proc(process, port, lgwan_port)
             except httpx.TransportError:
                 pass
             if process.poll() is not None:
@@ -84,6 +94,7 @@ async def two_apps(settings: Settings) -> AsyncIterator[tuple[Proc, Proc, dict[s
     people: dict[str, int] = {}
     async with services.unit() as uow:
         org = await accounts.create_organisation(uow, "広域連合")
+        await licenses.set_pool(uow, audit.SYSTEM, org.id, "internet", 2)
         for login in ("alice", "bob"):
             user = await accounts.create_user(
                 uow,
@@ -91,6 +102,9 @@ async def two_apps(settings: Settings) -> AsyncIterator[tuple[Proc, Proc, dict[s
                 accounts.UserInput(login_id=login, display_name=login, password=PASSWORD),
             )
             people[login] = user.id
+            change = licenses.Change()
+            change.set(user.id, "internet", True)
+            await licenses.apply(uow, audit.SYSTEM, org.id, change)
     await close_services(services)
     first = await start_app(settings)
     second = await start_app(settings)

@@ -91,6 +91,7 @@ async def test_import_utf8_bom_and_shift_jis_with_japanese_names(world: World) -
     assert users["kobayashi"].department_id == ids["総務部/情報管理課"]  # by code
     assert users["watanabe"].department_id == ids["市民部/市民課/庶務係"]  # by full path
     assert users["watanabe"].display_name == "渡邉 髙志"
+    await world.give_licenses("kobayashi")
     async with httpx.AsyncClient(base_url=world.server.url) as client:
         ok = await client.post(
             "/api/auth/login", json={"login_id": "kobayashi", "password": generated}

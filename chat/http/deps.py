@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from chat.audit import Actor
 from chat.auth import Principal, authenticate, csrf_matches
 from chat.errors import Forbidden
 from chat.services import Services
-from chat.ws import SESSION_COOKIE
+from chat.sides import Ingress, ingress_of
+from chat.ws import session_cookie
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
@@ -20,19 +22,26 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def request_token(request: Request) -> tuple[str | None, bool]:
-    """``(token, from_cookie)``: a bearer token wins over the cookie."""
+def get_ingress(request: Request) -> Ingress:
+    """The side and the client's address, as the server decided them (chat/sides.py)."""
+    return ingress_of(request.scope)
+
+
+def request_token(request: Request, side: str) -> tuple[str | None, bool]:
+    """``(token, from_cookie)``: a bearer token wins over the side's cookie."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None, False
-    return request.cookies.get(SESSION_COOKIE), True
+    return request.cookies.get(session_cookie(side)), True
 
 
 async def get_principal(
-    request: Request, services: Annotated[Services, Depends(get_services)]
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
+    ingress: Annotated[Ingress, Depends(get_ingress)],
 ) -> Principal:
-    token, from_cookie = request_token(request)
-    principal = await authenticate(services.db, token)
+    token, from_cookie = request_token(request, ingress.side)
+    principal = await authenticate(services.db, token, ingress.side)
     if from_cookie and request.method not in SAFE_METHODS:
         assert token is not None
         if not csrf_matches(token, request.headers.get(CSRF_HEADER)):
@@ -45,5 +54,16 @@ async def get_principal(
     return principal
 
 
+def get_actor(
+    principal: Annotated[Principal, Depends(get_principal)],
+    ingress: Annotated[Ingress, Depends(get_ingress)],
+) -> Actor:
+    """The signed-in caller as the audit log records it."""
+    user = principal.user
+    return Actor(user.id, user.login_id, user.org_id, ingress.side, ingress.address)
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 CurrentUser = Annotated[Principal, Depends(get_principal)]
+IngressDep = Annotated[Ingress, Depends(get_ingress)]
+ActorDep = Annotated[Actor, Depends(get_actor)]

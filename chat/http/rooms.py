@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
-from chat import messages, receipts, rooms, search
+from chat import attachments, messages, receipts, rooms, search
 from chat.auth import Principal
 from chat.http.deps import CurrentUser, ServicesDep
 from chat.http.schemas import (
@@ -143,10 +143,11 @@ async def leave(room_id: int, principal: CurrentUser, services: ServicesDep) -> 
 async def _page_view(uow: Unit, principal: Principal, room_id: int, page: messages.Page) -> Any:
     positions = await receipts.read_positions(uow, room_id)
     reactions = await messages.reactions_for(uow, [m.id for m in page.messages])
+    files = await attachments.for_messages(uow, [m.id for m in page.messages])
     return {
         "messages": [
             {
-                **message_dict(m, page.senders.get(m.sender_id)),
+                **message_dict(m, page.senders.get(m.sender_id), files.get(m.id)),
                 "read_count": receipts.read_count(positions, m),
                 "reactions": reactions.get(m.id, {}),
             }
@@ -200,9 +201,14 @@ async def send(
             client_id=body.client_id,
             body=body.body,
             reply_to_id=body.reply_to_id,
+            attachment_ids=body.attachment_ids,
+            location=body.location,
         )
     response.status_code = 201 if sent.created else 200
-    return {**message_dict(sent.message, principal.user), "duplicate": not sent.created}
+    return {
+        **message_dict(sent.message, principal.user, sent.attachments),
+        "duplicate": not sent.created,
+    }
 
 
 @router.post("/rooms/{room_id}/read")
@@ -222,8 +228,9 @@ async def get_message(message_id: int, principal: CurrentUser, services: Service
         sender = await uow.session.get(User, message.sender_id)
         reactions = await messages.reactions_for(uow, [message.id])
         positions = await receipts.read_positions(uow, message.room_id)
+        files = await attachments.for_messages(uow, [message.id])
     return {
-        **message_dict(message, sender),
+        **message_dict(message, sender, files.get(message.id)),
         "read_count": receipts.read_count(positions, message),
         "reactions": reactions.get(message.id, {}),
     }

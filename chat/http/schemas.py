@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +15,11 @@ class Strict(BaseModel):
 class LoginIn(Strict):
     login_id: str = Field(max_length=64)
     password: str = Field(max_length=256)
+    # The client's declaration; it counts only with a registered device's credential.
+    platform: str | None = Field(default=None, max_length=16)
+    capabilities: list[str] = Field(default_factory=list, max_length=8)
+    device_id: int | None = None
+    device_credential: str | None = Field(default=None, max_length=128)
 
 
 class PasswordIn(Strict):
@@ -83,6 +88,10 @@ class MessageIn(Strict):
     client_id: str = Field(max_length=64)
     body: str  # its length is the domain's rule (MAX_MESSAGE_CHARS), told in a clear error
     reply_to_id: int | None = None
+    # Files uploaded to this room by the sender and not sent yet; with them body may be "".
+    attachment_ids: list[int] = Field(default_factory=list, max_length=20)
+    # A field report: the location the person chose to share (chat/location.py checks it).
+    location: dict[str, Any] | None = None
 
 
 class MessagePatch(Strict):
@@ -99,3 +108,63 @@ class SearchQuery(Strict):
     sender_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+class PoolIn(Strict):
+    size: int = Field(ge=0, le=1_000_000)
+
+
+class LicenseChangeIn(Strict):
+    side: str = Field(max_length=16)
+    user_ids: list[int] = Field(min_length=1, max_length=20_000)
+
+
+class LicenseMoveIn(Strict):
+    side: str = Field(max_length=16)
+    from_user_id: int
+    to_user_id: int
+
+
+class QuotaIn(Strict):
+    size: int | None = Field(default=None, ge=0, le=1_000_000)
+
+
+class QuotaMoveIn(Strict):
+    side: str = Field(max_length=16)
+    from_department_id: int
+    to_department_id: int
+    count: int = Field(ge=1, le=1_000_000)
+
+
+class DeviceRegisterIn(Strict):
+    code: str = Field(max_length=64)
+    name: str = Field(max_length=100)
+    platform: str = Field(max_length=16)
+    capabilities: list[str] = Field(default_factory=list, max_length=8)
+
+
+class DeviceCodeIn(Strict):
+    label: str = Field(default="", max_length=100)
+    user_id: int | None = None
+    ttl_hours: float = Field(default=24, gt=0, le=720)
+
+
+class DevicePatch(Strict):
+    name: str = Field(max_length=100)
+
+
+class PolicyIn(Strict):
+    registered_device_lgwan: bool | None = None
+    registered_device_internet: bool | None = None
+    mobile_encrypted_storage: bool | None = None
+    mobile_save_allowed: bool | None = None
+    mobile_screenshot_allowed: bool | None = None
+    outbound_approval: bool | None = None
+
+
+class ReleaseRequestIn(Strict):
+    reason: str = Field(max_length=2000)
+
+
+class DecisionIn(Strict):
+    note: str = Field(default="", max_length=2000)
