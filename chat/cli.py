@@ -8,6 +8,7 @@ import getpass
 import logging
 import socket
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,25 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+async def _collect_blobs(settings: Settings, args: argparse.Namespace) -> int:
+    services = await build_services(settings)
+    try:
+        collected = await services.sanitizing.collect_blobs(
+            min_age=timedelta(hours=args.min_age_hours), dry_run=args.dry_run
+        )
+    finally:
+        await close_services(services)
+    verb = "would remove" if args.dry_run else "removed"
+    print(
+        f"{verb} {len(collected.blobs)} orphaned blobs ({collected.bytes_freed} bytes), "
+        f"{collected.staging} staging leftovers"
+    )
+    return 0
+
+
 async def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    if args.admin_cmd == "collect-blobs":
+        return await _collect_blobs(settings, args)
     services = await build_services(settings)
     try:
         async with services.unit() as uow:
@@ -301,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     iu.add_argument("file")
     de = asub.add_parser("deactivate")
     de.add_argument("login_id")
+    cb = asub.add_parser(
+        "collect-blobs", help="delete attachment blobs nothing references (also runs hourly)"
+    )
+    cb.add_argument("--dry-run", action="store_true")
+    cb.add_argument("--min-age-hours", type=float, default=6.0)
     sp = asub.add_parser("set-password")
     sp.add_argument("login_id")
     sp.add_argument("--password")

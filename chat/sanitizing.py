@@ -29,9 +29,13 @@ import logging
 import os
 import shutil
 import socket
+import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
 
 from chat import attachments
 from chat.attachments import Outcome
@@ -43,6 +47,7 @@ from chat.unit import Unit, unit_of_work
 from sanitizer.report import Report
 from sanitizer.worker import Job, JobQueue, JobResult, Worker, open_queue
 from storage.blobs import BlobStore, LocalBlobStore
+from storage.orphans import Collected, collect_orphans
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,10 @@ SUBMIT_TIMEOUT_S = 10.0
 # that failed, a result that could not be applied); every start-up queues all of them.
 STUCK_AFTER_S = 30 * 60.0
 STUCK_SWEEP_INTERVAL_S = 5 * 60.0
+# Blobs no attachment references (a refused or abandoned upload's, one whose row was never
+# committed) are collected this often, once older than the longest an upload can take.
+BLOB_GC_INTERVAL_S = 60 * 60.0
+BLOB_GC_MIN_AGE = timedelta(hours=6)
 FILE_CHUNK_BYTES = 1024 * 1024
 
 
@@ -164,13 +173,41 @@ class Sanitizing:
             log.info("queued %d attachment(s) still scanning again", len(pending))
         return len(pending)
 
+    async def collect_blobs(
+        self, *, min_age: timedelta = BLOB_GC_MIN_AGE, dry_run: bool = False
+    ) -> Collected:
+        """Delete the blobs that no attachment references (see storage/orphans.py)."""
+        async with self.db.read_sessions() as session:
+            referenced: set[str] = set()
+            rows = await session.execute(select(Attachment.original_key, Attachment.sanitized_key))
+            for original, sanitized in rows.all():
+                referenced.add(original)
+                if sanitized:
+                    referenced.add(sanitized)
+        collected = await collect_orphans(self.blobs, referenced, min_age=min_age, dry_run=dry_run)
+        if collected.blobs or collected.staging:
+            log.info(
+                "collected %d orphaned blobs (%d bytes) and %d staging leftovers",
+                len(collected.blobs),
+                collected.bytes_freed,
+                collected.staging,
+            )
+        return collected
+
     async def _sweep(self) -> None:
         older_than_s: float | None = None  # at start-up: every one
+        last_gc = time.monotonic()
         while not self._stop.is_set():
             try:
                 await self.requeue(older_than_s=older_than_s)
             except Exception:
                 log.exception("queueing attachments still scanning again")
+            if time.monotonic() - last_gc >= BLOB_GC_INTERVAL_S:
+                last_gc = time.monotonic()
+                try:
+                    await self.collect_blobs()
+                except Exception:
+                    log.exception("collecting orphaned blobs")
             older_than_s = STUCK_AFTER_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), STUCK_SWEEP_INTERVAL_S)

@@ -114,3 +114,6 @@ RESULTS_STREAM_MAXLEN = 100_000
 
 #: How long a job's result key lives in Redis.
 RESULT_TTL_S = 7 * 24 * 3600
+
+# The sandboxed child runs at a lower CPU priority than the app it shares cores with.
+SANDBOX_NICE = 10

@@ -57,6 +57,7 @@ class SandboxLimits:
     memory_bytes: int = limits.SANDBOX_MEMORY_BYTES
     file_bytes: int = limits.SANDBOX_FILE_BYTES
     max_open_files: int = limits.SANDBOX_MAX_OPEN_FILES
+    nice: int = limits.SANDBOX_NICE
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,8 @@ def confine(lim: SandboxLimits) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (lim.file_bytes, lim.file_bytes))
     resource.setrlimit(resource.RLIMIT_NOFILE, (lim.max_open_files, lim.max_open_files))
+    # Background work: chat traffic and uploads on the same cores go first.
+    os.nice(lim.nice)
 
 
 def isolate_network(libc: Any) -> bool:
