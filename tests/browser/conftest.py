@@ -119,3 +119,40 @@ async def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path))
     return path
+
+
+@pytest.fixture
+async def side_context(browser: Browser, world: World) -> AsyncIterator[ContextFactory]:
+    """``await side_context("lgwan")``: like ``browser_context``, but the pages open on that
+    side's listener (``world.server.url_for(side)``) and must stay on it."""
+    made: list[tuple[Client, str]] = []
+
+    async def make(side: str, **options: Any) -> Client:
+        options.setdefault("locale", "ja-JP")
+        options.setdefault("timezone_id", "Asia/Tokyo")
+        options.setdefault("viewport", {"width": 1280, "height": 800})
+        origin = world.server.url_for(side)
+        context = await browser.new_context(base_url=origin, **options)
+        context.set_default_timeout(TIMEOUT_MS)
+        recorder = Recorder()
+        page = await context.new_page()
+        context.on("request", lambda r: recorder.requests.append(r.url))
+        page.on("console", lambda m: m.type == "error" and recorder.console_errors.append(m.text))
+        page.on("pageerror", lambda e: recorder.page_errors.append(str(e)))
+
+        async def on_dialog(dialog: Any) -> None:
+            recorder.dialogs.append(dialog.message)
+            await dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        client = Client(context, page, recorder)
+        made.append((client, origin))
+        return client
+
+    yield make
+    for client, _ in made:
+        await client.context.close()
+    for client, origin in made:
+        assert client.recorder.foreign(origin) == []
+        assert client.recorder.page_errors == []
+        assert client.recorder.dialogs == []

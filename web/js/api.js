@@ -3,7 +3,14 @@
 
 import { serverText, t } from './i18n.js';
 
-const CSRF_COOKIE = 'kakehashi_csrf';
+// One session (and CSRF cookie) per side: the server tells which side this page is on.
+let side = 'internet';
+export function setSide(value) {
+  side = value;
+}
+export function currentSide() {
+  return side;
+}
 const SAFE = new Set(['GET', 'HEAD']);
 
 export class ApiError extends Error {
@@ -27,7 +34,7 @@ export class ApiError extends Error {
 export function csrfToken() {
   for (const part of document.cookie.split(';')) {
     const [name, ...rest] = part.trim().split('=');
-    if (name === CSRF_COOKIE) return decodeURIComponent(rest.join('='));
+    if (name === `kakehashi_csrf_${side}`) return decodeURIComponent(rest.join('='));
   }
   return '';
 }

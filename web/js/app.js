@@ -2,23 +2,28 @@
 // websocket and the outbox.  Views live in ./views/ and get the App as their context.
 
 import { api, get, setUnauthenticatedHandler } from './api.js';
-import { clear, h, openDialog } from './dom.js';
+import { forgetDevice } from './device.js';
+import { clear, h, openDialog, toast } from './dom.js';
 import { dayOf, parseDate, shortWhen, snippet } from './format.js';
-import { lang, LANGS, setLang, t } from './i18n.js';
+import { lang, LANGS, serverText, setLang, t } from './i18n.js';
 import * as notifier from './notify.js';
 import { Outbox } from './outbox.js';
+import { Presence } from './presence.js';
 import { Realtime } from './realtime.js';
 import { AdminView } from './views/admin.js';
 import { DirectoryView } from './views/directory.js';
+import { InboxView } from './views/inbox.js';
 import { RoomView } from './views/room.js';
 import { SearchView } from './views/search.js';
 
 const ROOM_REFRESH_MS = 400;
 
 export class App {
-  constructor(root, me, { onSignedOut }) {
+  constructor(root, me, { side = 'internet', restrictions = null, onSignedOut }) {
     this.root = root;
     this.me = me;
+    this.side = side;
+    this.restrictions = restrictions;
     this.onSignedOut = onSignedOut;
     this.rooms = new Map();
     this.users = new Map();
@@ -30,10 +35,25 @@ export class App {
     this.inflight = new Set();
     this.outbox = new Outbox(me.id);
     this.rt = new Realtime();
+    this.presence = new Presence();
+    this.mine = new Map(); // attachment id → my latest release request
+    this.outbound = new Map(); // attachment id → the outbound request for a file I sent
+    this.toDecide = 0; // requests waiting for my decision (supervisors, administrators)
+    this.approvalsTimer = null;
+  }
+
+  /** Supervisors and administrators decide release and outbound requests. */
+  get canDecide() {
+    return this.me.role === 'admin' || this.me.role === 'supervisor';
   }
 
   get isAdmin() {
     return this.me.role === 'admin';
+  }
+
+  /** Administrators, and supervisors for their own departments' licenses. */
+  get canAdminister() {
+    return this.me.role === 'admin' || this.me.role === 'supervisor';
   }
 
   async start() {
@@ -45,7 +65,14 @@ export class App {
     this.rt.addEventListener('event', (e) => this.onEvent(e.detail));
     this.rt.addEventListener('ack', (e) => this.onAck(e.detail));
     this.rt.addEventListener('servererror', (e) => this.onServerError(e.detail));
-    this.rt.addEventListener('signedout', () => this.signedOut(t('login.session_ended')));
+    this.rt.addEventListener('signedout', (e) => this.signedOut(this.endedNotice(e.detail)));
+    this.rt.addEventListener('notice', (e) => this.onNotice(e.detail));
+    this.rt.addEventListener('welcome', (e) => {
+      if (e.detail.restrictions) {
+        this.restrictions = e.detail.restrictions;
+        this.renderRestrictions();
+      }
+    });
     this.onHash = () => this.route();
     window.addEventListener('hashchange', this.onHash);
     this.onVisible = () => this.view?.onVisibility?.();
@@ -53,6 +80,65 @@ export class App {
     window.addEventListener('focus', this.onVisible);
     this.rt.start();
     this.route();
+    this.loadApprovals();
+  }
+
+  // -- approvals (release / outbound requests) ---------------------------------------------
+  async loadApprovals() {
+    try {
+      const data = await get('/api/approvals?state=all');
+      this.mine = new Map();
+      this.outbound = new Map();
+      for (const a of [...data.mine].reverse()) (a.kind === 'release' ? this.mine : this.outbound).set(a.attachment_id, a);
+      this.toDecide = data.to_decide.filter((a) => a.state === 'pending').length;
+    } catch {
+      return; // offline: the next notice or reconnect asks again
+    }
+    this.renderInboxBadge();
+    if (this.view instanceof RoomView) this.view.onApprovalsLoaded();
+  }
+
+  loadApprovalsSoon() {
+    clearTimeout(this.approvalsTimer);
+    this.approvalsTimer = setTimeout(() => this.loadApprovals(), 300);
+  }
+
+  releaseFor(attachmentId) {
+    return this.mine.get(attachmentId) || null;
+  }
+
+  outboundFor(attachmentId) {
+    return this.outbound.get(attachmentId) || null;
+  }
+
+  rememberApproval(approval) {
+    if (approval.requester_id !== this.me.id) return;
+    (approval.kind === 'release' ? this.mine : this.outbound).set(approval.attachment_id, approval);
+  }
+
+  /** A personal notice: a request to decide, or a decision on mine. */
+  onNotice(frame) {
+    const approval = frame.approval;
+    if (!approval) return;
+    if (frame.notice === 'approval_decided') {
+      this.rememberApproval(approval);
+      let key = approval.state === 'approved' ? 'inbox.told_approved' : 'inbox.told_rejected';
+      if (approval.kind === 'outbound') key = approval.state === 'approved' ? 'inbox.told_outbound_approved' : 'inbox.told_outbound_rejected';
+      toast(t(key, { name: approval.filename || '' }));
+      if (this.view instanceof RoomView) this.view.onApproval(approval);
+    } else if (frame.notice === 'approval_requested') {
+      toast(t('inbox.told_requested', { name: approval.filename || '' }));
+    }
+    this.loadApprovalsSoon();
+    this.view?.onNotice?.(frame);
+  }
+
+  renderInboxBadge() {
+    if (!this.inboxBadge) return;
+    this.inboxBadge.textContent = this.toDecide > 99 ? '99+' : String(this.toDecide);
+    this.inboxBadge.hidden = !this.toDecide;
+    const plain = this.canDecide ? t('inbox.nav') : t('inbox.nav_mine');
+    this.inboxLink.setAttribute('aria-label', this.toDecide ? t('inbox.nav_label_n', { n: this.toDecide }) : plain);
   }
 
   // -- data ------------------------------------------------------------------------------
@@ -103,6 +189,7 @@ export class App {
       this.inflight.clear();
       this.flushOutbox();
       this.scheduleRoomsRefresh();
+      this.loadApprovalsSoon();
     }
     this.view?.onConnection?.(state);
   }
@@ -111,17 +198,24 @@ export class App {
   flushOutbox() {
     for (const item of this.outbox.pending()) {
       if (this.inflight.has(item.client_id)) continue;
-      const sent = this.rt.send({
+      const frame = {
         type: 'send', id: item.client_id, room_id: item.room_id, client_id: item.client_id,
         body: item.body, reply_to: item.reply_to,
-      });
+      };
+      if (item.attachments?.length) frame.attachment_ids = item.attachments.map((a) => a.id);
+      if (item.location) frame.location = item.location;
+      const sent = this.rt.send(frame);
       if (!sent) break;
       this.inflight.add(item.client_id);
     }
   }
 
-  sendMessage(roomId, body, replyTo) {
-    const item = this.outbox.add({ room_id: roomId, body, reply_to: replyTo });
+  /** extra: {attachments (uploaded dicts), location} — kept with the message in the outbox. */
+  sendMessage(roomId, body, replyTo, extra = {}) {
+    const item = this.outbox.add({
+      room_id: roomId, body, reply_to: replyTo,
+      attachments: extra.attachments || [], location: extra.location || null,
+    });
     this.flushOutbox();
     return item;
   }
@@ -188,6 +282,7 @@ export class App {
           }
           break;
         case 'reaction':
+        case 'attachment':
           break;
         default:
           this.scheduleRoomsRefresh();
@@ -224,6 +319,16 @@ export class App {
     });
   }
 
+  /** Why the server ended this session (websocket close 4001 / 4003), for the sign-in screen. */
+  endedNotice({ code, reason, error } = {}) {
+    if (reason === 'device_revoked') forgetDevice();
+    if (['license_revoked', 'device_revoked', 'policy_changed'].includes(reason)) {
+      return t(`ended.${reason}`, { side: t(`side.${this.side}`) });
+    }
+    if (code === 4001 && error && (error.message || error.message_en)) return serverText(error);
+    return t('login.session_ended');
+  }
+
   // -- shell -------------------------------------------------------------------------------
   renderShell() {
     const langSelect = h('select', {
@@ -247,16 +352,25 @@ export class App {
     this.roomList = h('ul', { class: 'room-list', 'aria-label': t('rooms.list') });
     this.offerEl = h('div', { class: 'notify-offer-slot' });
     this.main = h('main', { class: 'main', id: 'main', tabindex: '-1' });
+    this.inboxBadge = h('span', { class: 'badge unread inbox-badge', 'aria-hidden': 'true', hidden: true });
+    this.inboxLink = h('a', { class: 'btn ghost inbox-link', href: '#/inbox', id: 'inbox-link' },
+      h('span', { class: 'inbox-text' }, this.canDecide ? t('inbox.nav') : t('inbox.nav_mine')), this.inboxBadge);
+    this.noticeEl = h('div', { class: 'restrictions', id: 'restrictions', role: 'note', 'aria-label': t('restrictions.label'), hidden: true });
     this.shell = h('div', { class: 'shell', dataset: { conn: 'connecting' } },
       h('header', { class: 'topbar' },
-        h('a', { class: 'brand', href: '#/' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, '⌒'), t('app.name')),
+        h('a', { class: 'brand', href: '#/' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, '⌒'), h('span', { class: 'brand-name' }, t('app.name'))),
+        h('span', { class: `side-badge top side-${this.side}`, id: 'top-side', title: t('side.connected', { side: t(`side.${this.side}`) }) },
+          h('span', { class: 'side-long' }, t(`side.${this.side}`)),
+          h('span', { class: 'side-short' }, t(`side.${this.side}_short`))),
         this.connEl,
         h('nav', { class: 'top-actions', 'aria-label': t('nav.label') },
-          this.isAdmin ? h('a', { class: 'btn ghost', href: '#/admin' }, t('nav.admin')) : null,
+          this.inboxLink,
+          this.canAdminister ? h('a', { class: 'btn ghost', href: '#/admin' }, t('nav.admin')) : null,
           langSelect,
           h('button', { type: 'button', class: 'btn ghost me-button', onclick: () => this.openSettings(), 'aria-label': t('settings.open_for', { name: this.me.display_name }) },
             h('span', { class: 'me-name' }, this.me.display_name), h('span', { class: 'gear', 'aria-hidden': 'true' }, '⚙')),
           h('button', { type: 'button', class: 'btn ghost signout', onclick: () => this.signOut() }, t('nav.sign_out')))),
+      this.noticeEl,
       h('aside', { class: 'sidebar', 'aria-label': t('rooms.sidebar') },
         h('div', { class: 'sidebar-tools' }, searchForm,
           h('a', { class: 'btn primary new-chat', href: '#/new' }, t('rooms.new_chat'))),
@@ -267,7 +381,25 @@ export class App {
     this.root.className = '';
     this.root.append(this.shell);
     this.renderOffer();
+    this.renderRestrictions();
     this.renderRoomList();
+    this.renderInboxBadge();
+  }
+
+  /** What the organisation's policy means for this device, in plain words. */
+  restrictionLines() {
+    const r = this.restrictions || {};
+    const lines = [];
+    if (r.view_only) lines.push(t('restrictions.view_only'));
+    if (r.no_screenshots) lines.push(t('restrictions.no_screenshots'));
+    return lines;
+  }
+
+  renderRestrictions() {
+    if (!this.noticeEl) return;
+    const lines = this.restrictionLines();
+    this.noticeEl.replaceChildren(...lines.map((line) => h('p', null, line)));
+    this.noticeEl.hidden = !lines.length;
   }
 
   renderOffer() {
@@ -300,7 +432,9 @@ export class App {
       const last = room.last_message;
       let preview = '';
       if (last) {
-        const body = last.recalled ? t('message.recalled') : snippet(last.body, 80);
+        let body = last.recalled ? t('message.recalled') : snippet(last.body, 80);
+        if (!body && last.attachments?.length) body = t('rooms.preview_files', { names: last.attachments.map((a) => a.filename).join('、') });
+        if (!body && last.location) body = t('rooms.preview_location');
         const who = last.sender_id === this.me.id ? t('rooms.you') : (room.kind === 'direct' ? '' : this.userName(last.sender_id, last.sender_name));
         preview = who ? `${who}: ${body}` : body;
       }
@@ -336,13 +470,16 @@ export class App {
     const parts = path.split('/').filter(Boolean);
     this.view?.destroy?.();
     this.view = null;
+    this.presence.watch([]);
     let view = null;
     if (parts[0] === 'room' && /^\d+$/.test(parts[1] || '')) {
       view = new RoomView(this, Number(parts[1]), { jumpSeq: Number(params.get('seq')) || null });
     } else if (parts[0] === 'new') {
       view = new DirectoryView(this);
-    } else if (parts[0] === 'admin' && this.isAdmin) {
-      view = new AdminView(this);
+    } else if (parts[0] === 'admin' && this.canAdminister) {
+      view = new AdminView(this, parts[1] || '');
+    } else if (parts[0] === 'inbox') {
+      view = new InboxView(this);
     } else if (parts[0] === 'search') {
       view = new SearchView(this, params.get('q') || '');
     }
@@ -358,6 +495,7 @@ export class App {
         h('p', null, t('main.pick_room_hint'))));
     }
     this.renderRoomList();
+    this.inboxLink?.setAttribute('aria-current', parts[0] === 'inbox' ? 'page' : 'false');
   }
 
   // -- settings and sign-out --------------------------------------------------------------
@@ -369,6 +507,8 @@ export class App {
       LANGS.map((code) => h('option', { value: code, selected: code === lang() }, t(`lang.${code}`))));
     const body = h('div', { class: 'settings' },
       h('p', { class: 'settings-who' }, `${this.me.display_name} (${this.me.login_id})`),
+      h('p', { class: 'hint' }, t('side.connected', { side: t(`side.${this.side}`) })),
+      this.restrictionLines().map((line) => h('p', { class: 'hint' }, line)),
       h('div', { class: 'field' }, h('label', { for: 'settings-lang' }, t('settings.language')), langSel),
       h('div', { class: 'field' }, h('span', { class: 'label' }, t('notify.title')), h('p', { class: 'hint' }, permText),
         perm === 'default' ? h('button', { type: 'button', class: 'btn small', onclick: async () => { await notifier.requestPermission(); this.renderOffer(); } }, t('notify.enable')) : null),
@@ -390,6 +530,7 @@ export class App {
     if (this.ended) return;
     this.ended = true;
     this.rt.stop();
+    this.presence.stop();
     this.view?.destroy?.();
     window.removeEventListener('hashchange', this.onHash);
     document.removeEventListener('visibilitychange', this.onVisible);

@@ -91,3 +91,11 @@ export function snippet(text, max = 60) {
   const one = String(text || '').replace(/\s+/g, ' ').trim();
   return one.length > max ? `${one.slice(0, max - 1)}…` : one;
 }
+
+/** 2026/11/24 17:05 (or with seconds): tables of the admin screens. */
+export function numericWhen(date, { seconds = false } = {}) {
+  if (!date) return '';
+  const opts = { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' };
+  if (seconds) opts.second = '2-digit';
+  return new Intl.DateTimeFormat(locale(), opts).format(date);
+}

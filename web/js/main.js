@@ -1,14 +1,16 @@
 // Entry point: pick the language, find out whether we are signed in, show sign-in or the app.
 
-import { csrfToken, get } from './api.js';
+import { csrfToken, currentSide, get, setSide } from './api.js';
 import { App } from './app.js';
 import { initI18n } from './i18n.js';
 import { showLogin } from './views/login.js';
 
 const root = document.getElementById('app');
 
-async function enter(user) {
+async function enter(user, session = {}) {
   const app = new App(root, user, {
+    side: session.side || currentSide(),
+    restrictions: session.restrictions || null,
     onSignedOut: (notice) => showLogin(root, enter, { notice }),
   });
   window.kakehashi = app; // for people debugging in the console; holds no secrets
@@ -17,16 +19,21 @@ async function enter(user) {
 
 async function boot() {
   await initI18n();
-  let user = null;
+  try {
+    setSide((await get('/api/auth/side')).side);
+  } catch {
+    // offline: keep the default; the sign-in screen reports the network error
+  }
+  let me = null;
   // Without the CSRF cookie there is no session either: skip the call that would only 401.
   if (csrfToken()) {
     try {
-      user = (await get('/api/auth/me')).user;
+      me = await get('/api/auth/me');
     } catch {
-      user = null;
+      me = null;
     }
   }
-  if (user) await enter(user);
+  if (me?.user) await enter(me.user, me);
   else showLogin(root, enter);
 }
 

@@ -26,10 +26,11 @@ export class Outbox {
     else localStorage.removeItem(this.key);
   }
 
-  add({ room_id, body, reply_to = null }) {
+  /** attachments: the uploaded files' dicts (their ids are sent); location: a field report's. */
+  add({ room_id, body, reply_to = null, attachments = [], location = null }) {
     const item = {
-      client_id: newClientId(), room_id, body, reply_to, created_at: new Date().toISOString(),
-      state: 'pending', error: null,
+      client_id: newClientId(), room_id, body, reply_to, attachments, location,
+      created_at: new Date().toISOString(), state: 'pending', error: null,
     };
     this.items.push(item);
     this.save();

@@ -64,6 +64,7 @@ export class Realtime extends EventTarget {
     const ws = new WebSocket(`${scheme}//${window.location.host}/ws`);
     this.ws = ws;
     this.held = [];
+    this.lastError = null;
     ws.addEventListener('message', (e) => this.onFrame(ws, e.data));
     ws.addEventListener('close', (e) => this.onClose(ws, e));
     ws.addEventListener('error', () => {});
@@ -76,7 +77,10 @@ export class Realtime extends EventTarget {
     this.setState('offline');
     if (event.code === CLOSE_UNAUTHENTICATED || event.code === CLOSE_REVOKED) {
       this.stopped = true;
-      this.dispatchEvent(new CustomEvent('signedout', { detail: event.code }));
+      // The reason names why (license_revoked, device_revoked, policy_changed …); a 4001 comes
+      // after an error frame with the server's sentence.
+      const detail = { code: event.code, reason: event.reason || '', error: this.lastError };
+      this.dispatchEvent(new CustomEvent('signedout', { detail }));
       return;
     }
     this.reconnectSoon();
@@ -147,7 +151,11 @@ export class Realtime extends EventTarget {
       case 'ack':
         this.dispatchEvent(new CustomEvent('ack', { detail: frame }));
         break;
+      case 'notice': // personal, not part of any room's log (approval requested / decided)
+        this.dispatchEvent(new CustomEvent('notice', { detail: frame }));
+        break;
       case 'error':
+        if (!frame.ref) this.lastError = frame;
         this.dispatchEvent(new CustomEvent('servererror', { detail: frame }));
         break;
       default:

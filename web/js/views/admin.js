@@ -1,10 +1,15 @@
-// Administration: the users (list, add, deactivate / reactivate) and CSV import that shows
-// every bad row.  Later: departments, licenses per side, devices, policy, audit log — each a
-// section of this page (see docs/web.md).
+// Administration, one tab at a time (#/admin/<tab>): users (list, add, deactivate /
+// reactivate, CSV import that shows every bad row), licenses per side, devices and device
+// codes, the device and mobile policy, the audit log.  Supervisors get the licenses tab only,
+// scoped by the server to their own departments.
 
 import { api, get } from '../api.js';
 import { h, openDialog, toast } from '../dom.js';
 import { lang, t } from '../i18n.js';
+import { AuditTab } from './admin_audit.js';
+import { DevicesTab } from './admin_devices.js';
+import { LicensesTab } from './admin_licenses.js';
+import { PolicyTab } from './admin_policy.js';
 
 const ROLES = ['member', 'supervisor', 'admin'];
 const COLUMNS = ['login_id', 'display_name', 'kana', 'department', 'title', 'email', 'role', 'password'];
@@ -42,20 +47,54 @@ export function columnName(column) {
   return COLUMNS.includes(column) ? t(`csv.col.${column}`) : column;
 }
 
+const TABS = [
+  ['users', () => UsersTab, true],
+  ['licenses', () => LicensesTab, false],
+  ['devices', () => DevicesTab, true],
+  ['policy', () => PolicyTab, true],
+  ['audit', () => AuditTab, true],
+];
+
 export class AdminView {
+  constructor(app, tab) {
+    this.app = app;
+    const tabs = TABS.filter(([, , adminOnly]) => app.isAdmin || !adminOnly);
+    const current = tabs.find(([name]) => name === tab) || tabs[0];
+    this.tab = current[0];
+    const Tab = current[1]();
+    this.content = new Tab(app);
+    this.el = h('section', { class: 'page admin', 'aria-labelledby': 'admin-title' },
+      h('header', { class: 'page-header' },
+        h('a', { class: 'btn ghost back', href: '#/', 'aria-label': t('room.back') }, '‹'),
+        h('h1', { id: 'admin-title' }, t('admin.title'))),
+      h('nav', { class: 'tabs', 'aria-label': t('admin.tabs') },
+        tabs.map(([name]) => h('a', {
+          href: `#/admin/${name}`, class: 'tab', id: `tab-${name}`,
+          'aria-current': name === this.tab ? 'page' : undefined,
+        }, t(`admin.tab.${name}`)))),
+      h('div', { class: 'page-body admin-grid', dataset: { tab: this.tab } }, this.content.el));
+  }
+
+  async load() {
+    await this.content.load?.();
+  }
+
+  destroy() {
+    this.content.destroy?.();
+  }
+}
+
+/** Users: the list, CSV import, add one. */
+class UsersTab {
   constructor(app) {
     this.app = app;
     this.users = [];
     this.tableBody = h('tbody');
     this.userCount = h('span', { class: 'hint' });
-    this.el = h('section', { class: 'page admin', 'aria-labelledby': 'admin-title' },
-      h('header', { class: 'page-header' },
-        h('a', { class: 'btn ghost back', href: '#/', 'aria-label': t('room.back') }, '‹'),
-        h('h1', { id: 'admin-title' }, t('admin.title'))),
-      h('div', { class: 'page-body admin-grid' },
-        this.buildUsers(),
-        this.buildImport(),
-        this.buildAddUser()));
+    this.el = h('div', { class: 'tab-panel' },
+      this.buildUsers(),
+      this.buildImport(),
+      this.buildAddUser());
   }
 
   async load() {
@@ -237,18 +276,23 @@ export class AdminView {
   }
 
   renderImportErrors(err) {
-    const rows = err.details?.errors;
-    const box = h('div', { class: 'import-errors', role: 'alert' }, h('p', { class: 'form-error' }, err.text || t('error.unknown')));
-    if (Array.isArray(rows) && rows.length) {
-      box.append(h('div', { class: 'table-wrap' }, h('table', { class: 'table errors-table' },
-        h('caption', null, t('csv.errors_caption', { n: rows.length })),
-        h('thead', null, h('tr', null,
-          h('th', { scope: 'col' }, t('csv.line')), h('th', { scope: 'col' }, t('csv.column')), h('th', { scope: 'col' }, t('csv.problem')))),
-        h('tbody', null, rows.map((r) => h('tr', { dataset: { line: String(r.line) } },
-          h('td', { class: 'num' }, t('csv.line_n', { n: r.line })),
-          h('td', null, columnName(r.column)),
-          h('td', null, (lang() === 'ja' ? r.message : r.message_en))))))));
-    }
-    return box;
+    return csvErrorsBox(err, columnName);
   }
+}
+
+/** A refused CSV: the server's sentence, then every bad row by line and column. */
+export function csvErrorsBox(err, colName) {
+  const rows = err.details?.errors;
+  const box = h('div', { class: 'import-errors', role: 'alert' }, h('p', { class: 'form-error' }, err.text || t('error.unknown')));
+  if (Array.isArray(rows) && rows.length) {
+    box.append(h('div', { class: 'table-wrap' }, h('table', { class: 'table errors-table' },
+      h('caption', null, t('csv.errors_caption', { n: rows.length })),
+      h('thead', null, h('tr', null,
+        h('th', { scope: 'col' }, t('csv.line')), h('th', { scope: 'col' }, t('csv.column')), h('th', { scope: 'col' }, t('csv.problem')))),
+      h('tbody', null, rows.map((r) => h('tr', { dataset: { line: String(r.line) } },
+        h('td', { class: 'num' }, t('csv.line_n', { n: r.line })),
+        h('td', null, colName(r.column)),
+        h('td', null, (lang() === 'ja' ? r.message : r.message_en))))))));
+  }
+  return box;
 }

@@ -1,19 +1,25 @@
 // The message box: Enter sends (not while the IME is composing), Shift+Enter is a new line,
 // "@" opens an autocomplete of the room's members (a WAI-ARIA combobox with a listbox).
+// Files (the 添付 button, or dropped on the room) are checked against 20 MiB, uploaded at once
+// with a progress bar each, and go with the next message as its attachment_ids; "現場報告"
+// opens the field report (photos + this phone's location).
 
-import { h, uid } from '../dom.js';
+import { h, toast, uid } from '../dom.js';
 import { snippet } from '../format.js';
 import { t } from '../i18n.js';
+import { MAX_FILES, fileProblem, formatSize, uploadFile } from './attachments.js';
 
 const MAX_ROWS = 6;
 const MAX_SUGGESTIONS = 8;
 const MENTION_AT_CARET = /(^|[^A-Za-z0-9._@-])@([^\s@]{0,64})$/;
 
 export class Composer {
-  constructor({ candidates, onSend, onTyping = () => {} }) {
+  constructor({ candidates, onSend, onTyping = () => {}, roomId = null, onFieldReport = null }) {
     this.candidates = candidates; // () => [{login_id, display_name, kana, id}]
-    this.onSend = onSend;
+    this.onSend = onSend; // (body, replyToId, {attachments}) — attachments: uploaded dicts
     this.onTyping = onTyping;
+    this.roomId = roomId;
+    this.uploads = []; // {key, file, loaded, total, state: uploading|done|failed, attachment, error, abort}
     this.replyTo = null;
     this.matches = [];
     this.active = -1;
@@ -32,10 +38,122 @@ export class Composer {
     });
     this.replyBar = h('div', { class: 'reply-bar', hidden: true });
     this.sendButton = h('button', { type: 'submit', class: 'btn primary send', 'aria-label': t('composer.send') }, t('composer.send'));
+    this.fileInput = h('input', {
+      type: 'file', multiple: true, class: 'file-input', id: uid('attach'), tabindex: '-1', 'aria-hidden': 'true',
+      onchange: () => { this.addFiles([...this.fileInput.files]); this.fileInput.value = ''; },
+    });
+    this.attachButton = h('button', {
+      type: 'button', class: 'btn icon attach', 'aria-label': t('composer.attach'), title: t('composer.attach_hint'),
+      onclick: () => this.fileInput.click(),
+    }, h('span', { class: 'attach-text', 'aria-hidden': 'true' }, t('composer.attach_short')));
+    this.fieldButton = onFieldReport ? h('button', {
+      type: 'button', class: 'btn icon field-report', title: t('field.open_hint'), onclick: () => onFieldReport(),
+    }, t('field.open')) : null;
+    this.filesEl = h('ul', { class: 'composer-files', 'aria-label': t('composer.files'), hidden: true });
+    this.fileStatus = h('p', { class: 'composer-file-status', role: 'status', 'aria-live': 'polite' });
     this.el = h('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); this.submit(); } },
       this.replyBar,
-      h('div', { class: 'composer-row' }, h('div', { class: 'composer-field' }, this.list, this.input), this.sendButton),
+      this.filesEl,
+      this.fileStatus,
+      h('div', { class: 'composer-row' },
+        h('div', { class: 'composer-tools' }, this.attachButton, this.fileInput, this.fieldButton),
+        h('div', { class: 'composer-field' }, this.list, this.input), this.sendButton),
       h('p', { id: this.hintId, class: 'composer-hint' }, t('composer.hint')));
+  }
+
+  // -- files --------------------------------------------------------------------------------
+  /** Check and start uploading these files (the button, a drop on the room). */
+  addFiles(files) {
+    const problems = [];
+    for (const file of files) {
+      const problem = fileProblem(file);
+      if (problem) {
+        problems.push(problem);
+        continue;
+      }
+      if (this.uploads.length >= MAX_FILES) {
+        problems.push(t('file.too_many', { n: MAX_FILES }));
+        break;
+      }
+      this.startUpload(file);
+    }
+    this.fileStatus.textContent = problems.join(' ');
+    this.fileStatus.classList.toggle('form-error', problems.length > 0);
+    if (problems.length) toast(problems.join(' '), { error: true });
+    this.renderFiles();
+  }
+
+  startUpload(file) {
+    const item = { key: uid('up'), file, loaded: 0, total: file.size, state: 'uploading', attachment: null, error: null };
+    const { promise, abort } = uploadFile(this.roomId, file, (loaded, total) => {
+      item.loaded = loaded;
+      item.total = total || file.size;
+      this.updateProgress(item);
+    });
+    item.abort = abort;
+    this.uploads.push(item);
+    promise.then((attachment) => {
+      item.state = 'done';
+      item.attachment = attachment;
+      item.loaded = item.total;
+    }, (err) => {
+      if (err.code === 'aborted') return;
+      item.state = 'failed';
+      item.error = err.text || t('error.unknown');
+    }).finally(() => this.renderFiles());
+  }
+
+  removeUpload(item) {
+    if (item.state === 'uploading') item.abort?.();
+    this.uploads = this.uploads.filter((x) => x !== item);
+    this.renderFiles();
+    this.focus();
+  }
+
+  /** An `attachment` event: show the scan state of files waiting to be sent. */
+  onAttachment(a) {
+    const item = this.uploads.find((x) => x.attachment?.id === a.id);
+    if (item) {
+      item.attachment = a;
+      this.renderFiles();
+    }
+  }
+
+  get uploading() {
+    return this.uploads.some((x) => x.state === 'uploading');
+  }
+
+  updateProgress(item) {
+    const bar = this.filesEl.querySelector(`[data-key="${item.key}"] progress`);
+    if (bar) {
+      bar.max = item.total || 1;
+      bar.value = item.loaded;
+      bar.textContent = `${Math.round((100 * item.loaded) / (item.total || 1))}%`;
+    }
+  }
+
+  renderFiles() {
+    this.filesEl.hidden = !this.uploads.length;
+    this.filesEl.replaceChildren(...this.uploads.map((item) => {
+      const scan = item.attachment?.state;
+      let stateText = t('composer.uploading');
+      if (item.state === 'failed') stateText = `${t('composer.upload_failed')} ${item.error || ''}`;
+      else if (item.state === 'done') stateText = { scanning: t('file.scanning'), ready: t('file.ready'), blocked: t('file.blocked') }[scan] || t('composer.uploaded');
+      return h('li', { class: `upload ${item.state}`, dataset: { key: item.key, state: item.state, scan: scan || '' } },
+        h('span', { class: 'upload-name' }, item.file.name),
+        h('span', { class: 'upload-size' }, formatSize(item.file.size)),
+        item.state === 'uploading'
+          ? h('progress', { class: 'upload-progress', max: String(item.total || 1), value: item.loaded, 'aria-label': t('composer.progress_label', { name: item.file.name }) })
+          : null,
+        h('span', { class: 'upload-state' }, stateText),
+        h('button', {
+          type: 'button', class: 'btn icon small', 'aria-label': t('composer.remove_file', { name: item.file.name }),
+          onclick: () => this.removeUpload(item),
+        }, '×'));
+    }));
+    this.sendButton.disabled = this.uploading;
+    if (this.uploading) this.fileStatus.textContent = t('composer.wait_upload');
+    else if (this.fileStatus.textContent === t('composer.wait_upload')) this.fileStatus.textContent = '';
   }
 
   focus() {
@@ -61,8 +179,15 @@ export class Composer {
 
   submit() {
     const body = this.input.value;
-    if (!body.trim()) return;
-    this.onSend(body, this.replyTo ? this.replyTo.id : null);
+    if (this.uploading) {
+      this.fileStatus.textContent = t('composer.wait_upload');
+      return;
+    }
+    const attachments = this.uploads.filter((x) => x.state === 'done').map((x) => x.attachment);
+    if (!body.trim() && !attachments.length) return;
+    this.onSend(body.trim() ? body : '', this.replyTo ? this.replyTo.id : null, { attachments });
+    this.uploads = this.uploads.filter((x) => x.state !== 'done');
+    this.renderFiles();
     this.input.value = '';
     this.resize();
     this.setReply(null);

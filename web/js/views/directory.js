@@ -33,6 +33,8 @@ export class DirectoryView {
           this.countEl, this.errorEl, this.createButton)));
     this.renderTree();
     this.renderCount();
+    // Where each person is connected (庁内 / 在宅 / offline), for the first 500 of the directory.
+    app.presence.watch([...app.users.values()].filter((u) => u.id !== app.me.id && u.is_active !== false).map((u) => u.id));
   }
 
   matches(user) {
@@ -90,7 +92,8 @@ export class DirectoryView {
         }),
         h('label', { for: id, class: 'person-label' },
           h('span', { class: 'person-name' }, u.display_name),
-          u.title ? h('span', { class: 'person-title' }, u.title) : null),
+          u.title ? h('span', { class: 'person-title' }, u.title) : null,
+          this.app.presence.badge(u.id)),
         h('button', {
           type: 'button', class: 'btn small', 'aria-label': t('directory.direct_with', { name: u.display_name }),
           onclick: () => this.openDirect(u),

@@ -2,14 +2,17 @@
 // messages with read counts (who read / who has not on a click), replies, reactions, edit and
 // recall, and messages that show at once (pending) and turn "sent" when the server acks them.
 //
-// Later parts slot in here: attachments and field reports render inside `renderBody()`'s
-// bubble (see docs/web.md), fed by the same message events.
+// Attachments (./attachments.js) render inside the bubble below the text, their state kept
+// live from `attachment` events; a field report's location shows as coordinates.  Files
+// dropped anywhere on the room go to the composer.
 
 import { api, get } from '../api.js';
 import { clear, h, openDialog, toast } from '../dom.js';
 import { dayKey, dayOf, fullWhen, messageNodes, parseDate, snippet, timeOf } from '../format.js';
 import { serverText, t } from '../i18n.js';
+import { newer, renderAttachment, renderLocation, requestRelease, thumbnailFor } from './attachments.js';
 import { Composer } from './composer.js';
+import { FieldReport } from './fieldreport.js';
 
 const PAGE = 50;
 const CONTEXT_BEFORE_UNREAD = 20;
@@ -37,6 +40,8 @@ export class RoomView {
     this.myRead = 0;
     this.readTimer = null;
     this.destroyed = false;
+    this.attState = new Map(); // attachment id → its latest dict (from events)
+    this.thumbs = new Map(); // attachment id → its <img>, loaded once
     this.build();
   }
 
@@ -59,10 +64,21 @@ export class RoomView {
     }, this.topEl, this.list);
     this.newBelow = h('button', { type: 'button', class: 'btn primary new-below', hidden: true, onclick: () => this.scrollToBottom(true) }, t('room.new_below'));
     this.composer = new Composer({
+      roomId: this.roomId,
       candidates: () => this.mentionCandidates(),
-      onSend: (body, replyTo) => this.send(body, replyTo),
+      onSend: (body, replyTo, extra) => this.send(body, replyTo, extra),
+      onFieldReport: () => new FieldReport({
+        roomId: this.roomId,
+        onSend: (body, extra) => this.send(body, null, extra),
+      }).open(),
     });
-    this.el = h('section', { class: 'room', 'aria-labelledby': this.titleId },
+    this.dropHint = h('div', { class: 'drop-hint', 'aria-hidden': 'true' }, t('composer.drop_here'));
+    this.el = h('section', {
+      class: 'room', 'aria-labelledby': this.titleId,
+      ondragover: (e) => this.onDragOver(e),
+      ondragleave: (e) => { if (!this.el.contains(e.relatedTarget)) this.el.classList.remove('dragging'); },
+      ondrop: (e) => this.onDrop(e),
+    }, this.dropHint,
       h('header', { class: 'room-header' },
         h('a', { class: 'btn ghost back', href: '#/', 'aria-label': t('room.back') }, '‹'),
         h('div', { class: 'room-heading' }, this.titleEl, this.subEl),
@@ -74,6 +90,21 @@ export class RoomView {
   destroy() {
     this.destroyed = true;
     clearTimeout(this.readTimer);
+  }
+
+  onDragOver(e) {
+    if (![...(e.dataTransfer?.types || [])].includes('Files')) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+    this.el.classList.add('dragging');
+  }
+
+  onDrop(e) {
+    this.el.classList.remove('dragging');
+    const files = [...(e.dataTransfer?.files || [])];
+    if (!files.length) return;
+    e.preventDefault();
+    this.composer.addFiles(files);
   }
 
   // -- loading ----------------------------------------------------------------------------
@@ -124,6 +155,10 @@ export class RoomView {
     if (!title && room.kind === 'direct') title = room.members.find((m) => m.id !== this.me.id)?.display_name;
     this.titleEl.textContent = title || t('room.untitled');
     this.subEl.textContent = room.kind === 'direct' ? t('room.direct') : t('room.member_count', { n: room.members.length });
+    // Presence (庁内 / 在宅 / offline): the other person in a 1:1, everyone in the member list.
+    const other = room.kind === 'direct' && room.members.find((m) => m.id !== this.me.id);
+    if (other) this.subEl.append(' ', this.app.presence.badge(other.id));
+    if (!this.destroyed) this.app.presence.watch(room.members.map((m) => m.id));
     return room;
   }
 
@@ -171,7 +206,16 @@ export class RoomView {
 
   // -- the model --------------------------------------------------------------------------
   normalise(m) {
-    return { ...m, reactions: m.reactions || {}, state: 'sent' };
+    return { ...m, reactions: m.reactions || {}, state: 'sent', attachments: this.mergeAttachments(m.attachments) };
+  }
+
+  /** A message's files, each in the newest state seen (an event may beat the message). */
+  mergeAttachments(list) {
+    return (list || []).map((a) => {
+      const best = newer(this.attState.get(a.id), a);
+      this.attState.set(a.id, best);
+      return best;
+    });
   }
 
   addMessages(list) {
@@ -185,7 +229,8 @@ export class RoomView {
     if (!m && raw.client_id && raw.sender_id === this.me.id) m = this.byClient.get(raw.client_id);
     if (m) {
       const reactions = raw.reactions || m.reactions;
-      Object.assign(m, raw, { reactions, state: 'sent' });
+      const attachments = this.mergeAttachments(raw.attachments || m.attachments);
+      Object.assign(m, raw, { reactions, attachments, state: 'sent' });
       this.byId.set(m.id, m);
       if (m.client_id && this.app.outbox.get(m.client_id)) this.app.outbox.remove(m.client_id);
       return [m, false];
@@ -208,6 +253,7 @@ export class RoomView {
       client_id: item.client_id, body: item.body, recalled: false, reply_to_id: item.reply_to,
       mentions: [], mention_all: false, created_at: item.created_at, edited_at: null,
       reactions: {}, state: item.state, error: item.error,
+      attachments: this.mergeAttachments(item.attachments), location: item.location || null,
     };
     this.msgs.push(m);
     this.byClient.set(item.client_id, m);
@@ -294,7 +340,12 @@ export class RoomView {
     const bubble = h('div', { class: 'msg-bubble' });
     if (m.reply_to_id) bubble.append(this.renderQuote(m.reply_to_id));
     if (m.editing) bubble.append(this.renderEditor(m));
-    else bubble.append(this.renderBody(m));
+    else if (m.recalled || m.body || !(m.attachments?.length || m.location)) bubble.append(this.renderBody(m));
+    if (!m.recalled) {
+      const loc = renderLocation(m.location);
+      if (loc) bubble.append(loc);
+      if (m.attachments?.length) bubble.append(this.renderAttachments(m));
+    }
     const meta = h('div', { class: 'msg-meta' },
       h('time', { datetime: when.toISOString(), title: fullWhen(when) }, timeOf(when)),
       m.edited_at && !m.recalled ? h('span', { class: 'edited' }, t('message.edited')) : null,
@@ -313,6 +364,35 @@ export class RoomView {
       loginToName: (login) => this.app.usersByLogin.get(login)?.display_name,
       myLogin: me?.login_id,
     }));
+  }
+
+  renderAttachments(m) {
+    const viewOnly = Boolean(this.app.restrictions?.view_only);
+    return h('div', { class: 'attachments' }, m.attachments.map((a) => renderAttachment(a, {
+      side: this.app.side,
+      viewOnly,
+      release: this.app.releaseFor?.(a.id) || null,
+      outbound: this.app.outboundFor?.(a.id) || null,
+      onRelease: (att) => this.askRelease(att),
+      thumb: (att) => thumbnailFor(att, viewOnly, this.thumbs),
+    })));
+  }
+
+  async askRelease(a) {
+    const approval = await requestRelease(a);
+    if (approval) this.app.rememberApproval?.(approval);
+    this.onApproval(approval || { attachment_id: a.id });
+  }
+
+  onApprovalsLoaded() {
+    for (const m of this.msgs) if (m.attachments?.length) this.refresh(m);
+  }
+
+  /** A release request of mine changed (asked, approved, rejected): redraw its file. */
+  onApproval(approval) {
+    for (const m of this.msgs) {
+      if (m.attachments?.some((a) => a.id === approval.attachment_id)) this.refresh(m);
+    }
   }
 
   renderQuote(id) {
@@ -426,7 +506,7 @@ export class RoomView {
   }
 
   // -- actions ----------------------------------------------------------------------------
-  async send(body, replyTo) {
+  async send(body, replyTo, extra = {}) {
     if (this.hasAfter) {
       // We are reading an older stretch: jump to the newest first so the new message lands
       // after everything else.
@@ -436,7 +516,7 @@ export class RoomView {
       this.byClient.clear();
       await this.load();
     }
-    const item = this.app.sendMessage(this.roomId, body, replyTo);
+    const item = this.app.sendMessage(this.roomId, body, replyTo, extra);
     const m = this.addPending(item);
     if (m) {
       this.appendMessage(m);
@@ -523,7 +603,7 @@ export class RoomView {
     openDialog({
       title: t('room.members_title', { n: this.members.length }),
       body: h('ul', { class: 'people' }, this.members.map((m) => h('li', null, m.display_name,
-        m.id === this.me.id ? h('span', { class: 'hint' }, ` ${t('room.you')}`) : null))),
+        m.id === this.me.id ? h('span', { class: 'hint' }, ` ${t('room.you')}`) : null, ' ', this.app.presence.badge(m.id)))),
       actions: [{ label: t('common.close'), value: 'close', primary: true }],
     });
   }
@@ -564,6 +644,21 @@ export class RoomView {
         if (m) {
           Object.assign(m, { recalled: true, body: '', reactions: {}, editing: false });
           this.refresh(m);
+        }
+        break;
+      }
+      case 'attachment': {
+        const a = data.attachment;
+        if (!a) break;
+        const best = newer(this.attState.get(a.id), a);
+        this.attState.set(a.id, best);
+        this.composer.onAttachment(best);
+        for (const m of this.msgs) {
+          const i = (m.attachments || []).findIndex((x) => x.id === a.id);
+          if (i >= 0) {
+            m.attachments = m.attachments.map((x, j) => (j === i ? best : x));
+            if (!m.editing) this.refresh(m);
+          }
         }
         break;
       }
