@@ -31,12 +31,12 @@ from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import quote, unquote
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from chat import approvals, audit, policy
 from chat.auth import Principal
 from chat.errors import BadRequest, ChatError, Conflict, Forbidden, NotFound, RangeNotSatisfiable
-from chat.models import Attachment, Message, RoomMember, utcnow
+from chat.models import Approval, Attachment, Message, RoomMember, utcnow
 from chat.rooms import check_writable
 from chat.unit import Unit, append_event
 
@@ -172,6 +172,37 @@ async def create(
     ):
         await approvals.request_outbound(uow, actor, attachment, principal.user)
     return attachment
+
+
+async def discard(uow: Unit, principal: Principal, actor: audit.Actor, attachment_id: int) -> None:
+    """The uploader takes back an upload not sent yet (its blobs go with the next collection;
+    a sanitiser result arriving later finds no row and is dropped)."""
+    a = await _get(uow, principal, attachment_id)
+    if a.uploader_id != principal.user_id:
+        raise (
+            not_found()
+            if await uow.session.get(RoomMember, (a.room_id, principal.user_id)) is None
+            else Forbidden(
+                "送信前のファイルを取り消せるのは、アップロードした本人だけです。",
+                "Only the uploader may take back an upload.",
+            )
+        )
+    if a.message_id is not None:
+        raise Conflict(
+            "送信済みのファイルは取り消せません。メッセージを取り消してください。",
+            "This file was sent: recall its message instead.",
+            code="attachment_sent",
+        )
+    await uow.session.execute(delete(Approval).where(Approval.attachment_id == a.id))
+    await uow.session.delete(a)
+    await audit.record(
+        uow.session,
+        actor,
+        "attachment.discard",
+        target_type="attachment",
+        target_id=attachment_id,
+        details={"room_id": a.room_id, "filename": a.filename},
+    )
 
 
 async def take_for_message(

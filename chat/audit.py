@@ -80,6 +80,8 @@ ACTION_LABELS: dict[str, tuple[str, str]] = {
     "department.rename": ("部署名の変更", "department renamed"),
     "policy.password": ("パスワードポリシーの変更", "password policy changed"),
     "attachment.upload": ("ファイルのアップロード", "file uploaded"),
+    "attachment.discard": ("送信前のファイルの取り消し", "unsent upload taken back"),
+    "attachment.preview": ("ファイルのプレビュー表示", "file previewed"),
     "attachment.download": ("ファイルのダウンロード", "file downloaded"),
     "attachment.download_refused": ("ファイルのダウンロード拒否", "file download refused"),
     "device.code_issue": ("端末認証コードの発行", "device code issued"),

@@ -124,6 +124,7 @@ HTTP_STATUS: dict[str, int] = {
     "preview_unavailable": 403,
     "preview_failed": 422,
     "invalid_location": 400,
+    "attachment_sent": 409,
 }
 
 _BASE_STATUS: dict[type[ChatError], int] = {

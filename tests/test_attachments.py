@@ -799,3 +799,23 @@ async def test_blobs_in_an_object_store(settings: Settings, s3_endpoint: str) ->
     finally:
         await world.close()
         await server.stop()
+
+
+async def test_an_unsent_upload_can_be_taken_back_by_its_uploader_only(town: World) -> None:
+    room = await make_room(town, "home", "office")
+    home, office = town["home"], town["office"]
+    r = await upload(home, room, "下書き\n".encode() * 10, "下書き.txt", "text/plain")
+    assert r.status_code == 201, r.text
+    aid = r.json()["id"]
+    error_of(await office.api.delete(f"/api/attachments/{aid}"), 403, "forbidden")
+    error_of(await town["outsider"].api.delete(f"/api/attachments/{aid}"), 404, "not_found")
+    assert (await home.api.delete(f"/api/attachments/{aid}")).status_code == 200
+    error_of(await home.api.get(f"/api/attachments/{aid}"), 404, "not_found")
+    sent = await upload(home, room, b"final\n" * 10, "final.txt", "text/plain")
+    sid = sent.json()["id"]
+    m = await home.api.post(
+        f"/api/rooms/{room}/messages",
+        json={"client_id": client_id(), "body": "", "attachment_ids": [sid]},
+    )
+    assert m.status_code == 201, m.text
+    error_of(await home.api.delete(f"/api/attachments/{sid}"), 409, "attachment_sent")

@@ -73,6 +73,16 @@ async def get_attachment(attachment_id: int, principal: CurrentUser, services: S
     return attachments.attachment_dict(attachment)
 
 
+@router.delete("/attachments/{attachment_id}")
+async def discard(
+    attachment_id: int, principal: CurrentUser, actor: ActorDep, services: ServicesDep
+) -> Any:
+    """Take back an upload that was not sent with a message."""
+    async with services.unit() as uow:
+        await attachments.discard(uow, principal, actor, attachment_id)
+    return {"ok": True}
+
+
 @router.get("/attachments/{attachment_id}/content")
 async def download(
     attachment_id: int,

@@ -4,6 +4,7 @@
 // with a progress bar each, and go with the next message as its attachment_ids; "現場報告"
 // opens the field report (photos + this phone's location).
 
+import { api } from '../api.js';
 import { h, toast, uid } from '../dom.js';
 import { snippet } from '../format.js';
 import { t } from '../i18n.js';
@@ -105,6 +106,8 @@ export class Composer {
 
   removeUpload(item) {
     if (item.state === 'uploading') item.abort?.();
+    // An upload that reached the server and was not sent is taken back there too.
+    if (item.attachment?.id) api('DELETE', `/api/attachments/${item.attachment.id}`).catch(() => {});
     this.uploads = this.uploads.filter((x) => x !== item);
     this.renderFiles();
     this.focus();
