@@ -1,11 +1,14 @@
 """Server memory per idle websocket connection, clients connecting one at a time versus in
 batches (as bench/realtime.py's clients do).  The server runs in this process (embedded
-default, a temporary SQLite file); the clients in a child process.  Prints the server's RSS
-growth per connection for each mode, and again after malloc_trim.
+default, a temporary SQLite file); the clients in a child process, answering the server's
+heartbeat pings as every client must.  Prints, for each mode, the connections the server held
+and its RSS growth per held connection, and again after malloc_trim.
 
     .venv/bin/python bench/connection_memory.py [CONNECTIONS] [BATCH]
 
-Each mode runs in a process of its own.
+Each mode runs in a process of its own.  (Clients that did not answer pings were dropped by
+the heartbeat while the slow one-at-a-time mode was still connecting: that mode then divided
+the growth of about half the connections by all of them, and looked cheaper than it is.)
 """
 
 from __future__ import annotations
@@ -15,21 +18,21 @@ import ctypes
 import gc
 import json
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from argon2 import PasswordHasher
+from sqlalchemy import insert, select
 
-from chat import accounts, passwords
-from chat.auth import sign_in
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's code
+from chat.auth import hash_token
+from chat.cli import prepare
 from chat.db import Database
-from chat.migrate import upgrade
+from chat.models import AuthSession, User, utcnow
 from chat.settings import Settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, for tests.harness
 from tests.harness import Server
 
 CLIENT = r"""
@@ -38,11 +41,15 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
 async def main():
     url, tokens, batch = sys.argv[1], json.load(open(sys.argv[2])), int(sys.argv[3])
     held = []
+    async def answer(c):
+        async for text in c:
+            if '"type":"ping"' in text:
+                await c.send('{"type":"pong"}')
     async def one(token):
         c = await websockets.connect(url, ping_interval=None)
         await c.send(json.dumps({"type": "hello", "token": token}))
         await c.recv(); await c.recv()
-        held.append(c)
+        held.append(asyncio.create_task(answer(c)))
     for i in range(0, len(tokens), batch):
         await asyncio.gather(*(one(t) for t in tokens[i : i + batch]))
     print("ready", flush=True)
@@ -58,25 +65,41 @@ def rss_kb() -> int:
     raise RuntimeError("no VmRSS")
 
 
-async def measure(tmp: Path, count: int, batch: int) -> tuple[float, float]:
+async def seed(settings: Settings, count: int) -> list[str]:
+    """The schema, an organisation and its administrator, and ``count`` sessions of theirs
+    (rows as ``chat.auth`` stores them, as bench/realtime.py seeds them)."""
+    await prepare(settings, quiet=True)
+    db = Database(settings.effective_database_url)
+    tokens = [secrets.token_urlsafe(32) for _ in range(count)]
+    now = utcnow()
+    try:
+        async with db.session() as s:
+            user_id = await s.scalar(select(User.id).order_by(User.id))
+            await s.execute(
+                insert(AuthSession),
+                [
+                    {
+                        "user_id": user_id,
+                        "token_hash": hash_token(token),
+                        "created_at": now,
+                        "expires_at": now + timedelta(hours=1),
+                        "user_agent": "bench/connection_memory.py",
+                    }
+                    for token in tokens
+                ],
+            )
+    finally:
+        await db.dispose()
+    return tokens
+
+
+async def measure(tmp: Path, count: int, batch: int) -> tuple[int, float, float]:
     url = f"sqlite+aiosqlite:///{tmp / f'm{batch}.db'}"
-    db = Database(url)
-    await upgrade(db)
-    await db.dispose()
-    server = Server(Settings(database_url=url, data_dir=tmp, log_level="warning"))
+    settings = Settings(database_url=url, data_dir=tmp, log_level="warning")
+    tokens = await seed(settings, count)
+    server = Server(settings)
     await server.start()
     assert server.services is not None
-    async with server.services.unit() as uow:
-        org = await accounts.create_organisation(uow, "bench")
-        await accounts.create_user(
-            uow,
-            org.id,
-            accounts.UserInput(login_id="u", display_name="u", password="Bench-password-1"),
-        )
-    tokens = [
-        (await sign_in(server.services.db, "u", "Bench-password-1", ttl=timedelta(hours=1))).token
-        for _ in range(count)
-    ]
     (tmp / "tokens.json").write_text(json.dumps(tokens))
     (tmp / "client.py").write_text(CLIENT)
     gc.collect()
@@ -93,22 +116,25 @@ async def measure(tmp: Path, count: int, batch: int) -> tuple[float, float]:
     await child.stdout.readline()
     await asyncio.sleep(2)
     gc.collect()
-    grown = (rss_kb() - before) / count
+    held = sum(len(conns) for conns in server.services.hub.by_session.values())
+    grown = (rss_kb() - before) / max(held, 1)
     ctypes.CDLL("libc.so.6").malloc_trim(0)
-    trimmed = (rss_kb() - before) / count
+    trimmed = (rss_kb() - before) / max(held, 1)
     child.kill()
     await child.wait()
     await server.stop()
-    return grown, trimmed
+    return held, grown, trimmed
 
 
 async def one_mode(count: int, batch: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
-    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     with tempfile.TemporaryDirectory() as tmp:
-        grown, trimmed = await measure(Path(tmp), count, batch)
+        held, grown, trimmed = await measure(Path(tmp), count, batch)
     label = "one at a time" if batch == 1 else f"{batch} at a time"
-    print(f"{count} connections, {label}: {grown:.1f} KB each ({trimmed:.1f} KB after malloc_trim)")
+    print(
+        f"{count} connections, {label}: {held} held, {grown:.1f} KB each"
+        f" ({trimmed:.1f} KB after malloc_trim)"
+    )
 
 
 def main() -> None:

@@ -858,8 +858,9 @@ def run_bench(args: argparse.Namespace, profile: Profile, children: Children) ->
         if profile.idle:
             log(f"kakehashi: {profile.idle:,} idle connections")
             ours.idle = measure_idle(workers, url, server.pid, port, profile, compression)
-        log("kakehashi: rooms")
-        measure_rooms(workers, ours, rooms, url, profile, compression, None)
+        if not args.idle_only:
+            log("kakehashi: rooms")
+            measure_rooms(workers, ours, rooms, url, profile, compression, None)
         if args.profile_server:
             log(f"server pid {server.pid} kept for profiling; press Enter to go on")
             input()
@@ -889,9 +890,10 @@ def run_bench(args: argparse.Namespace, profile: Profile, children: Children) ->
             if profile.idle:
                 log(f"ceiling: {profile.idle:,} idle connections")
                 ceiling.idle = measure_idle(workers, url, proc.pid, None, profile, compression)
-            log("ceiling: rooms")
-            half = {size: r.half_rate for size, r in ours.rooms.items()}
-            measure_rooms(workers, ceiling, rooms, url, profile, compression, half)
+            if not args.idle_only:
+                log("ceiling: rooms")
+                half = {size: r.half_rate for size, r in ours.rooms.items()}
+                measure_rooms(workers, ceiling, rooms, url, profile, compression, half)
             children.stop(proc)
     finally:
         workers.exit()
@@ -931,6 +933,9 @@ def main(argv: list[str] | None = None) -> int:
         help="offer permessage-deflate like browsers do (default: off)",
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling server")
+    parser.add_argument(
+        "--idle-only", action="store_true", help="only the idle connections (memory), no rooms"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     parser.add_argument(
         "--profile-server",
