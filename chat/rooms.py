@@ -187,6 +187,36 @@ async def _remove_member(uow: Unit, room: Room, user_id: int, by: int, reason: s
     await append_event(
         uow, room.id, "member.removed", {"user_id": user_id, "by": by, "reason": reason}
     )
+    await _keep_an_admin(uow, room)
+
+
+async def _keep_an_admin(uow: Unit, room: Room) -> None:
+    """A group never stays without a room administrator: when the last one leaves or is
+    removed, the member who joined earliest becomes one (event ``member.role``)."""
+    if room.kind != "group":
+        return
+    admins = await uow.session.scalar(
+        select(func.count())
+        .select_from(RoomMember)
+        .where(RoomMember.room_id == room.id, RoomMember.role == "admin")
+    )
+    if admins:
+        return
+    heir = (
+        await uow.session.execute(
+            select(RoomMember)
+            .where(RoomMember.room_id == room.id)
+            .order_by(RoomMember.joined_at, RoomMember.user_id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if heir is None:
+        return
+    heir.role = "admin"
+    await uow.session.flush()
+    await append_event(
+        uow, room.id, "member.role", {"user_id": heir.user_id, "role": "admin", "by": None}
+    )
 
 
 async def remove_member(uow: Unit, principal: Principal, room_id: int, user_id: int) -> None:
@@ -246,6 +276,13 @@ async def bulk_rooms(
         except ChatError as exc:
             exc.details = {**exc.details, "room_id": room_id}  # which one stopped them all
             raise
+    if action != "leave":
+        # Personal: only my own connections (other tabs, other devices) are told.
+        uow.control(
+            "notify_users",
+            user_ids=[principal.user_id],
+            notice={"notice": "rooms_archived", "archived": action == "archive", "room_ids": ids},
+        )
     return {"action": action, "room_ids": ids}
 
 

@@ -534,3 +534,34 @@ async def test_one_message_and_a_page_around_it(world: World) -> None:
     assert seqs.index(target["seq"]) in (4, 5, 6)
     bad = await bob.api.get(f"/api/rooms/{room}/messages?around=-3")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_input"
+
+
+async def test_a_group_keeps_a_room_admin_and_a_personal_archive_tells_only_me(
+    world: World,
+) -> None:
+    alice, bob, carol = world["alice"], world["bob"], world["carol"]
+    r = await alice.api.post(
+        "/api/rooms", json={"name": "引継ぎ", "member_ids": [bob.id, carol.id]}
+    )
+    room = r.json()["id"]
+    mine = await Ws.connect(world.server, bob.token)
+    theirs = await Ws.connect(world.server, carol.token)
+    assert (await alice.api.post(f"/api/rooms/{room}/leave")).status_code == 200
+    promoted = await mine.event("member.role")
+    assert promoted["data"] == {"user_id": bob.id, "role": "admin", "by": None}
+    members = (await bob.api.get(f"/api/rooms/{room}")).json()["members"]
+    assert {m["id"]: m["role"] for m in members} == {bob.id: "admin", carol.id: "member"}
+    r = await bob.api.post("/api/rooms/bulk", json={"action": "archive", "room_ids": [room]})
+    assert r.status_code == 200, r.text
+    notice = await mine.expect("notice")
+    assert notice == {
+        "type": "notice",
+        "notice": "rooms_archived",
+        "archived": True,
+        "room_ids": [room],
+    }
+    await theirs.send({"type": "ping", "id": "p"})
+    await theirs.expect("pong", ref="p")
+    assert not [f for f in theirs.seen if f.get("type") == "notice"]
+    await mine.close()
+    await theirs.close()

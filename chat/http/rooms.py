@@ -22,7 +22,7 @@ from chat.http.schemas import (
     RoomPatch,
 )
 from chat.messages import message_dict
-from chat.models import User
+from chat.models import RoomMember, User
 from chat.rooms import room_dict
 from chat.unit import Unit
 
@@ -84,12 +84,24 @@ async def get_room(room_id: int, principal: CurrentUser, services: ServicesDep) 
         room, member = await rooms.check_member(uow, principal, room_id)
         positions = await receipts.read_positions(uow, room_id)
         users = await _users(uow, list(positions))
+        roles = dict(
+            (
+                await uow.session.execute(
+                    select(RoomMember.user_id, RoomMember.role).where(RoomMember.room_id == room_id)
+                )
+            ).all()
+        )
     return {
         **room_dict(room),
         "my_role": member.role,
         "read_seq": member.read_seq,
         "members": [
-            {"id": uid, "display_name": users.get(uid, ""), "read_seq": pos}
+            {
+                "id": uid,
+                "display_name": users.get(uid, ""),
+                "read_seq": pos,
+                "role": roles.get(uid, "member"),
+            }
             for uid, pos in positions.items()
         ],
     }

@@ -78,9 +78,9 @@ export class Composer {
       }
       this.startUpload(file);
     }
-    this.fileStatus.textContent = problems.join(' ');
-    this.fileStatus.classList.toggle('form-error', problems.length > 0);
-    if (problems.length) toast(problems.join(' '), { error: true });
+    // Kept until the next choice of files: later redraws (uploads ending) must not erase it.
+    this.fileProblems = problems.join(' ');
+    if (problems.length) toast(this.fileProblems, { error: true });
     this.renderFiles();
   }
 
@@ -155,8 +155,9 @@ export class Composer {
         }, '×'));
     }));
     this.sendButton.disabled = this.uploading;
-    if (this.uploading) this.fileStatus.textContent = t('composer.wait_upload');
-    else if (this.fileStatus.textContent === t('composer.wait_upload')) this.fileStatus.textContent = '';
+    const problems = this.fileProblems || '';
+    this.fileStatus.textContent = problems || (this.uploading ? t('composer.wait_upload') : '');
+    this.fileStatus.classList.toggle('form-error', Boolean(problems));
   }
 
   focus() {
@@ -190,6 +191,7 @@ export class Composer {
     if (!body.trim() && !attachments.length) return;
     this.onSend(body.trim() ? body : '', this.replyTo ? this.replyTo.id : null, { attachments });
     this.uploads = this.uploads.filter((x) => x.state !== 'done');
+    this.fileProblems = '';
     this.renderFiles();
     this.input.value = '';
     this.resize();
