@@ -40,6 +40,10 @@ export class App {
     this.outbound = new Map(); // attachment id → the outbound request for a file I sent
     this.toDecide = 0; // requests waiting for my decision (supervisors, administrators)
     this.approvalsTimer = null;
+    this.showArchived = false; // the room list shows my archived rooms instead
+    this.archived = new Map(); // room id → summary of a room archived for me or for everyone
+    this.selecting = false; // the room list has a checkbox per room (bulk actions)
+    this.selected = new Set();
   }
 
   /** Supervisors and administrators decide release and outbound requests. */
@@ -149,6 +153,32 @@ export class App {
     this.rooms = fresh;
   }
 
+  /** Rooms hidden from the list: archived by me (no activity since) or for everyone. */
+  async loadArchived() {
+    const data = await get('/api/rooms?include_archived=true');
+    this.archived = new Map(data.rooms.filter((r) => r.archived_by_me || r.archived).map((r) => [r.id, r]));
+  }
+
+  /** Personal archive / unarchive / leave of several rooms at once: all or nothing. */
+  async bulk(action, roomIds) {
+    const answer = await api('POST', '/api/rooms/bulk', { json: { action, room_ids: roomIds } });
+    for (const id of roomIds) this.selected.delete(id);
+    if (action === 'leave') for (const id of roomIds) this.forgetRoom(id, false);
+    await this.loadRooms();
+    for (const room of this.rooms.values()) this.rt.seed(room.id, room.last_seq);
+    if (this.showArchived || action !== 'leave') await this.loadArchived().catch(() => {});
+    this.renderRoomList();
+    return answer;
+  }
+
+  /** I am no longer in this room (removed, left): it goes from the lists at once. */
+  forgetRoom(roomId, render = true) {
+    this.rooms.delete(roomId);
+    this.archived.delete(roomId);
+    this.selected.delete(roomId);
+    if (render) this.renderRoomList();
+  }
+
   async loadDirectory() {
     const [users, depts] = await Promise.all([get('/api/admin/users'), get('/api/admin/departments')]);
     this.users = new Map(users.users.map((u) => [u.id, u]));
@@ -170,6 +200,7 @@ export class App {
     this.refreshTimer = setTimeout(async () => {
       try {
         await this.loadRooms();
+        if (this.showArchived) await this.loadArchived();
         for (const room of this.rooms.values()) this.rt.seed(room.id, room.last_seq);
         this.renderRoomList();
         this.view?.onRoomsChanged?.();
@@ -249,6 +280,7 @@ export class App {
     const room = this.rooms.get(frame.room_id);
     const data = frame.data || {};
     if (!room) {
+      if (frame.event === 'member.removed' && data.user_id === this.me.id) this.forgetRoom(frame.room_id);
       this.scheduleRoomsRefresh();
     } else {
       room.last_seq = Math.max(room.last_seq || 0, frame.seq);
@@ -283,6 +315,10 @@ export class App {
           break;
         case 'reaction':
         case 'attachment':
+          break;
+        case 'member.removed':
+          if (data.user_id === this.me.id) this.forgetRoom(room.id, false);
+          else this.scheduleRoomsRefresh();
           break;
         default:
           this.scheduleRoomsRefresh();
@@ -375,6 +411,8 @@ export class App {
         h('div', { class: 'sidebar-tools' }, searchForm,
           h('a', { class: 'btn primary new-chat', href: '#/new' }, t('rooms.new_chat'))),
         this.offerEl,
+        this.renderListTools(),
+        this.bulkBar,
         this.roomList),
       this.main);
     clear(this.root);
@@ -413,20 +451,128 @@ export class App {
     this.offerEl.append(box);
   }
 
-  sortedRooms() {
+  sortedRooms(source = this.rooms) {
     const at = (r) => parseDate(r.last_message?.created_at || r.last_activity_at || r.created_at)?.getTime() || 0;
-    return [...this.rooms.values()].sort((a, b) => at(b) - at(a) || b.id - a.id);
+    return [...source.values()].sort((a, b) => at(b) - at(a) || b.id - a.id);
+  }
+
+  // -- room list: archived view and bulk actions --------------------------------------------
+  renderListTools() {
+    this.listHeading = h('h2', { class: 'list-heading', id: 'room-list-heading' });
+    this.archivedToggle = h('button', {
+      type: 'button', class: 'btn ghost small', id: 'archived-toggle',
+      onclick: () => this.toggleArchived(),
+    }, t('rooms.archived_view'));
+    this.selectToggle = h('button', {
+      type: 'button', class: 'btn ghost small', id: 'select-toggle', 'aria-expanded': 'false', 'aria-controls': 'bulk-bar',
+      onclick: () => this.toggleSelecting(),
+    }, t('rooms.select'));
+    this.bulkCount = h('span', { class: 'bulk-count', role: 'status', 'aria-live': 'polite' });
+    this.bulkError = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    const button = (action, label, danger = false) => h('button', {
+      type: 'button', class: `btn small${danger ? ' danger' : ''}`, dataset: { action },
+      onclick: () => this.runBulk(action),
+    }, label);
+    this.bulkActions = {
+      archive: button('archive', t('rooms.bulk_archive')),
+      unarchive: button('unarchive', t('rooms.bulk_unarchive')),
+      leave: button('leave', t('rooms.bulk_leave'), true),
+    };
+    this.bulkButtons = h('div', { class: 'row bulk-buttons' }, Object.values(this.bulkActions));
+    this.bulkBar = h('div', { class: 'bulk-bar', id: 'bulk-bar', role: 'group', 'aria-label': t('rooms.bulk_label'), hidden: true },
+      this.bulkCount, this.bulkButtons, this.bulkError);
+    return h('div', { class: 'list-tools' }, this.listHeading, h('div', { class: 'row list-toggles' }, this.archivedToggle, this.selectToggle));
+  }
+
+  async toggleArchived() {
+    this.showArchived = !this.showArchived;
+    this.selected.clear();
+    this.bulkError.hidden = true;
+    if (this.showArchived) {
+      try {
+        await this.loadArchived();
+      } catch (err) {
+        toast(err.text || t('error.unknown'), { error: true });
+      }
+    }
+    this.renderRoomList();
+    this.archivedToggle.focus();
+  }
+
+  toggleSelecting() {
+    this.selecting = !this.selecting;
+    this.selected.clear();
+    this.bulkError.hidden = true;
+    this.renderRoomList();
+  }
+
+  renderBulkBar() {
+    if (!this.bulkBar) return;
+    this.listHeading.textContent = this.showArchived ? t('rooms.archived_heading') : t('rooms.list');
+    this.archivedToggle.classList.toggle('on', this.showArchived);
+    this.archivedToggle.textContent = this.showArchived ? t('rooms.back_to_list') : t('rooms.archived_view');
+    this.selectToggle.setAttribute('aria-expanded', String(this.selecting));
+    this.selectToggle.classList.toggle('on', this.selecting);
+    this.selectToggle.textContent = this.selecting ? t('rooms.select_done') : t('rooms.select');
+    this.roomList.setAttribute('aria-label', this.showArchived ? t('rooms.archived_heading') : t('rooms.list'));
+    this.shell?.classList.toggle('selecting', this.selecting);
+    this.bulkBar.hidden = !this.selecting;
+    if (!this.selecting) return;
+    const n = this.selected.size;
+    this.bulkCount.textContent = t('rooms.selected_n', { n });
+    this.bulkActions.archive.hidden = this.showArchived;
+    this.bulkActions.unarchive.hidden = !this.showArchived;
+    // aria-disabled rather than disabled: a button keeps its focus when the choice empties
+    for (const b of Object.values(this.bulkActions)) b.setAttribute('aria-disabled', String(!n));
+  }
+
+  async runBulk(action) {
+    const ids = [...this.selected];
+    if (!ids.length) {
+      this.bulkError.textContent = t('rooms.select_first');
+      this.bulkError.hidden = false;
+      return;
+    }
+    const source = this.showArchived ? this.archived : this.rooms;
+    if (action === 'leave') {
+      const { closed } = openDialog({
+        title: t('rooms.bulk_leave_title'),
+        body: h('div', null, h('p', null, t('rooms.bulk_leave_confirm', { n: ids.length })),
+          h('ul', { class: 'people' }, ids.map((id) => h('li', null, this.roomTitle(source.get(id)))))),
+        actions: [{ label: t('common.cancel'), value: 'cancel', autofocus: true }, { label: t('rooms.bulk_leave'), value: 'yes', danger: true }],
+      });
+      if ((await closed) !== 'yes') return;
+    }
+    this.bulkError.hidden = true;
+    try {
+      await this.bulk(action, ids);
+    } catch (err) {
+      const which = err.details?.room_id ? (source.get(err.details.room_id) || this.rooms.get(err.details.room_id) || this.archived.get(err.details.room_id)) : null;
+      this.bulkError.textContent = which ? t('rooms.bulk_failed_room', { name: this.roomTitle(which), text: err.text }) : err.text;
+      this.bulkError.hidden = false;
+      return;
+    }
+    const key = { archive: 'rooms.archived_n', unarchive: 'rooms.unarchived_n', leave: 'rooms.left_n' }[action];
+    toast(t(key, { n: ids.length }));
+    this.selectToggle.focus();
+    if (action === 'leave' && this.view instanceof RoomView && ids.includes(this.view.roomId)) window.location.hash = '#/';
   }
 
   renderRoomList() {
     if (!this.roomList) return;
     const focusedId = document.activeElement?.dataset?.roomId;
+    const focusedPick = document.activeElement?.dataset?.pickRoom;
     const currentId = this.view instanceof RoomView ? this.view.roomId : null;
     const needle = this.filter.toLowerCase();
-    const items = this.sortedRooms().filter((r) => !needle || this.roomTitle(r).toLowerCase().includes(needle));
+    const source = this.showArchived ? this.archived : this.rooms;
+    for (const id of [...this.selected]) if (!source.has(id)) this.selected.delete(id);
+    const items = this.sortedRooms(source).filter((r) => !needle || this.roomTitle(r).toLowerCase().includes(needle));
     clear(this.roomList);
+    this.renderBulkBar();
     if (!items.length) {
-      this.roomList.append(h('li', { class: 'empty' }, needle ? t('rooms.no_match') : t('rooms.none')));
+      let empty = needle ? t('rooms.no_match') : t('rooms.none');
+      if (this.showArchived && !needle) empty = t('rooms.archived_none');
+      this.roomList.append(h('li', { class: 'empty' }, empty));
     }
     for (const room of items) {
       const last = room.last_message;
@@ -440,6 +586,7 @@ export class App {
       }
       const when = parseDate(last?.created_at || room.last_activity_at);
       const labelParts = [this.roomTitle(room)];
+      if (this.showArchived) labelParts.push(room.archived ? t('rooms.archived_for_all') : t('rooms.archived_by_me'));
       if (room.unread) labelParts.push(t('rooms.unread_label', { n: room.unread }));
       if (room.mentions) labelParts.push(t('rooms.mentions_label', { n: room.mentions }));
       const link = h('a', {
@@ -456,10 +603,22 @@ export class App {
         h('span', { class: 'room-bottom' },
           h('span', { class: 'room-preview' }, preview),
           room.mentions ? h('span', { class: 'badge mention', 'aria-hidden': 'true' }, `@${room.mentions}`) : null,
-          room.unread ? h('span', { class: 'badge unread', 'aria-hidden': 'true' }, room.unread > 999 ? '999+' : String(room.unread)) : null)));
-      this.roomList.append(h('li', null, link));
+          room.unread ? h('span', { class: 'badge unread', 'aria-hidden': 'true' }, room.unread > 999 ? '999+' : String(room.unread)) : null,
+          this.showArchived ? h('span', { class: 'archived-tag', 'aria-hidden': 'true' }, room.archived ? t('rooms.archived_for_all_short') : t('rooms.archived_by_me_short')) : null)));
+      const pick = this.selecting ? h('input', {
+        type: 'checkbox', class: 'room-pick', checked: this.selected.has(room.id),
+        'aria-label': t('rooms.select_room', { name: this.roomTitle(room) }),
+        dataset: { pickRoom: String(room.id) },
+        onchange: (e) => {
+          if (e.target.checked) this.selected.add(room.id);
+          else this.selected.delete(room.id);
+          this.renderBulkBar();
+        },
+      }) : null;
+      this.roomList.append(h('li', { class: pick ? 'pickable' : undefined }, pick, link));
     }
     if (focusedId) this.roomList.querySelector(`[data-room-id="${CSS.escape(focusedId)}"]`)?.focus();
+    if (focusedPick) this.roomList.querySelector(`[data-pick-room="${CSS.escape(focusedPick)}"]`)?.focus();
   }
 
   // -- routes ------------------------------------------------------------------------------

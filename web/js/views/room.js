@@ -13,6 +13,7 @@ import { serverText, t } from '../i18n.js';
 import { newer, renderAttachment, renderLocation, requestRelease, thumbnailFor } from './attachments.js';
 import { Composer } from './composer.js';
 import { FieldReport } from './fieldreport.js';
+import { RoomSettings } from './roomsettings.js';
 
 const PAGE = 50;
 const CONTEXT_BEFORE_UNREAD = 20;
@@ -31,6 +32,8 @@ export class RoomView {
     this.byClient = new Map();
     this.positions = new Map();
     this.members = [];
+    this.roles = new Map(); // user id → room role, from member.added events (GET /api/rooms/{id} has only my_role)
+    this.settings = null; // the open settings / members dialog
     this.room = null;
     this.hasBefore = false;
     this.hasAfter = false;
@@ -55,7 +58,10 @@ export class RoomView {
     this.titleId = `room-title-${this.roomId}`;
     this.titleEl = h('h1', { id: this.titleId, class: 'room-name' }, summary ? this.app.roomTitle(summary) : '');
     this.subEl = h('p', { class: 'room-sub' });
-    this.membersButton = h('button', { type: 'button', class: 'btn ghost small', onclick: () => this.showMembers() }, t('room.members'));
+    this.settingsButton = h('button', {
+      type: 'button', class: 'btn ghost small room-settings-button', 'aria-haspopup': 'dialog',
+      onclick: () => this.showMembers(),
+    }, h('span', { class: 'gear', 'aria-hidden': 'true' }, '⚙'), ' ', t('room.settings_button'));
     this.topEl = h('div', { class: 'history-top' });
     this.list = h('div', { class: 'messages' });
     this.history = h('div', {
@@ -82,13 +88,14 @@ export class RoomView {
       h('header', { class: 'room-header' },
         h('a', { class: 'btn ghost back', href: '#/', 'aria-label': t('room.back') }, '‹'),
         h('div', { class: 'room-heading' }, this.titleEl, this.subEl),
-        this.membersButton),
+        this.settingsButton),
       h('div', { class: 'history-wrap' }, this.history, this.newBelow),
       this.composer.el);
   }
 
   destroy() {
     this.destroyed = true;
+    this.settings?.close();
     clearTimeout(this.readTimer);
   }
 
@@ -155,6 +162,11 @@ export class RoomView {
     if (!title && room.kind === 'direct') title = room.members.find((m) => m.id !== this.me.id)?.display_name;
     this.titleEl.textContent = title || t('room.untitled');
     this.subEl.textContent = room.kind === 'direct' ? t('room.direct') : t('room.member_count', { n: room.members.length });
+    if (room.archived) this.subEl.append(' ', h('span', { class: 'archived-tag' }, t('room.archived_tag')));
+    if (this.room) {
+      this.room = room;
+      this.settings?.refresh();
+    }
     // Presence (庁内 / 在宅 / offline): the other person in a 1:1, everyone in the member list.
     const other = room.kind === 'direct' && room.members.find((m) => m.id !== this.me.id);
     if (other) this.subEl.append(' ', this.app.presence.badge(other.id));
@@ -599,13 +611,29 @@ export class RoomView {
     });
   }
 
-  showMembers() {
-    openDialog({
-      title: t('room.members_title', { n: this.members.length }),
-      body: h('ul', { class: 'people' }, this.members.map((m) => h('li', null, m.display_name,
-        m.id === this.me.id ? h('span', { class: 'hint' }, ` ${t('room.you')}`) : null, ' ', this.app.presence.badge(m.id)))),
-      actions: [{ label: t('common.close'), value: 'close', primary: true }],
-    });
+  /** The settings and members dialog (./roomsettings.js); one at a time. */
+  async showMembers() {
+    if (this.settings) return;
+    if (!this.room) {
+      try {
+        this.room = await this.loadRoom(); // pressed before the room finished loading
+      } catch (err) {
+        toast(err.text || t('error.unknown'), { error: true });
+        return;
+      }
+    }
+    if (this.settings || this.destroyed) return;
+    this.settings = new RoomSettings(this).open();
+  }
+
+  /** Reload the room (members, name, archived) after a change made here. */
+  async reloadRoom() {
+    try {
+      await this.loadRoom();
+      this.updateReadLabels();
+    } catch {
+      // offline or no longer a member: the events say the rest
+    }
   }
 
   // -- realtime ---------------------------------------------------------------------------
@@ -679,14 +707,18 @@ export class RoomView {
         this.updateReadLabels();
         break;
       case 'member.removed':
+        this.roles.delete(data.user_id);
         if (data.user_id === this.me.id) {
-          toast(t('room.removed'));
+          if (!this.left) toast(t('room.removed')); // I left on purpose: the settings said so
           window.location.hash = '#/';
           return;
         }
         this.loadRoom().then(() => this.updateReadLabels()).catch(() => {});
         break;
       case 'member.added':
+        if (data.user?.id) this.roles.set(data.user.id, data.role);
+        this.loadRoom().then(() => this.updateReadLabels()).catch(() => {});
+        break;
       case 'room.updated':
         this.loadRoom().then(() => this.updateReadLabels()).catch(() => {});
         break;
