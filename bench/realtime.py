@@ -160,7 +160,7 @@ async def _seed(users: int, out: Path) -> None:
                 assert creator is not None
                 room = await rooms.create_group(
                     uow,
-                    Principal(creator, 0),
+                    Principal(creator, 0, "internet"),
                     f"負荷試験 {size}人",
                     [user_ids[i] for i in range(2, size + 1)],
                 )
