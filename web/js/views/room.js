@@ -20,6 +20,9 @@ const CONTEXT_BEFORE_UNREAD = 20;
 const NEAR_TOP_PX = 240;
 const NEAR_BOTTOM_PX = 80;
 const READ_DEBOUNCE_MS = 250;
+// At most this many messages are in the DOM; paging further drops the far end (re-fetched by
+// cursor when scrolled back), so a long history costs the same as a short one.
+export const WINDOW = 400;
 export const STAMPS = ['了解', 'ありがとう', '確認します', 'お疲れ様です', '👍', '🙏', '😄', '👀'];
 
 export class RoomView {
@@ -45,6 +48,7 @@ export class RoomView {
     this.destroyed = false;
     this.attState = new Map(); // attachment id → its latest dict (from events)
     this.thumbs = new Map(); // attachment id → its <img>, loaded once
+    this.known = new Map(); // message id → seq, also for messages paged out of the window (quotes)
     this.build();
   }
 
@@ -68,7 +72,7 @@ export class RoomView {
       class: 'history', role: 'log', 'aria-labelledby': this.titleId, tabindex: '0',
       onscroll: () => this.onScroll(),
     }, this.topEl, this.list);
-    this.newBelow = h('button', { type: 'button', class: 'btn primary new-below', hidden: true, onclick: () => this.scrollToBottom(true) }, t('room.new_below'));
+    this.newBelow = h('button', { type: 'button', class: 'btn primary new-below', hidden: true, onclick: () => (this.hasAfter ? this.jumpTo(null) : this.scrollToBottom(true)) }, t('room.new_below'));
     this.composer = new Composer({
       roomId: this.roomId,
       candidates: () => this.mentionCandidates(),
@@ -115,17 +119,18 @@ export class RoomView {
   }
 
   // -- loading ----------------------------------------------------------------------------
-  async load() {
+  async load({ latest = false } = {}) {
     this.topEl.textContent = t('room.loading');
     try {
       const pagePath = this.jumpSeq
         ? `/api/rooms/${this.roomId}/messages?after=${Math.max(0, this.jumpSeq - 10)}&limit=${PAGE}`
-        : `/api/rooms/${this.roomId}/messages?around=first_unread&limit=${PAGE}`;
+        : latest ? `/api/rooms/${this.roomId}/messages?limit=${PAGE}`
+          : `/api/rooms/${this.roomId}/messages?around=first_unread&limit=${PAGE}`;
       const [room, page] = await Promise.all([this.loadRoom(), get(pagePath)]);
       if (this.destroyed) return;
       this.room = room;
       this.myRead = page.read_seq;
-      this.firstUnread = this.jumpSeq ? null : page.first_unread_seq;
+      this.firstUnread = this.jumpSeq || latest ? null : page.first_unread_seq;
       this.hasBefore = page.has_before;
       this.hasAfter = page.has_after;
       this.addMessages(page.messages);
@@ -182,13 +187,13 @@ export class RoomView {
     this.topEl.textContent = t('room.loading');
     try {
       const page = await get(`/api/rooms/${this.roomId}/messages?before=${oldest.seq}&limit=${PAGE}`);
-      if (this.destroyed) return;
-      // Keep the message that was on top where it was (renderAll makes new elements).
-      const before = oldest.el ? oldest.el.offsetTop - this.history.scrollTop : 0;
+      if (this.destroyed || !oldest.el) return;
+      // Keep the message that was on top where it was on the screen.
+      const top = oldest.el.getBoundingClientRect().top;
       this.hasBefore = page.has_before;
-      this.addMessages(page.messages);
-      this.renderAll();
-      if (oldest.el) this.history.scrollTop = oldest.el.offsetTop - before;
+      this.insertPage(page.messages);
+      this.trimBottom();
+      this.history.scrollTop += oldest.el.getBoundingClientRect().top - top;
     } catch (err) {
       toast(err.text || t('error.unknown'), { error: true });
     } finally {
@@ -204,16 +209,100 @@ export class RoomView {
     this.loadingNewer = true;
     try {
       const page = await get(`/api/rooms/${this.roomId}/messages?after=${newest.seq}&limit=${PAGE}`);
-      if (this.destroyed) return;
+      if (this.destroyed || !newest.el) return;
+      const top = newest.el.getBoundingClientRect().top;
       this.hasAfter = page.has_after;
-      this.addMessages(page.messages);
-      this.renderAll();
+      this.insertPage(page.messages);
+      this.trimTop();
+      this.history.scrollTop += newest.el.getBoundingClientRect().top - top;
+      if (!this.hasAfter) {
+        // At the live end again: what still waits in the outbox shows below.
+        for (const item of this.app.outbox.forRoom(this.roomId)) {
+          const m = this.addPending(item);
+          if (m) this.appendMessage(m);
+        }
+      }
       this.markReadSoon();
     } catch (err) {
       toast(err.text || t('error.unknown'), { error: true });
     } finally {
       this.loadingNewer = false;
     }
+  }
+
+  /** Show another stretch: the newest messages (seq null) or those around `seq`. */
+  async jumpTo(seq) {
+    this.msgs = [];
+    this.byId.clear();
+    this.byClient.clear();
+    this.list.replaceChildren();
+    this.hasBefore = false;
+    this.hasAfter = false;
+    this.newBelow.hidden = true;
+    this.jumpSeq = seq;
+    await this.load({ latest: !seq });
+  }
+
+  /** Merge a page from the server; only its messages not shown yet get elements, put in one go. */
+  insertPage(list) {
+    const fresh = new Set();
+    for (const raw of list) {
+      const [m, isNew] = this.upsert(raw);
+      if (isNew) fresh.add(m);
+      else this.refresh(m);
+    }
+    this.sort();
+    // A page is older or newer than everything shown, so its new messages are one run.
+    const run = this.msgs.filter((m) => fresh.has(m));
+    if (run.length) this.insertRun(run);
+  }
+
+  insertRun(run) {
+    const i = this.msgs.indexOf(run[0]);
+    let prev = this.msgs[i - 1] || null;
+    const frag = document.createDocumentFragment();
+    for (const m of run) {
+      frag.append(...this.leading(m, prev));
+      m.el = this.renderMessage(m);
+      frag.append(m.el);
+      prev = m;
+    }
+    const next = this.msgs[i + run.length];
+    this.list.querySelector('.empty-room')?.remove();
+    if (next?.el) {
+      (next.dayEl || next.unreadEl || next.el).before(frag);
+      this.redecorate(next, prev);
+    } else {
+      this.list.append(frag);
+    }
+  }
+
+  /** Past the window: drop the newest messages (the view is no longer at the live end). */
+  trimBottom() {
+    if (this.msgs.length <= WINDOW) return;
+    for (const m of this.msgs.splice(WINDOW)) this.forget(m);
+    this.hasAfter = true;
+  }
+
+  /** Past the window: drop the oldest messages. */
+  trimTop() {
+    if (this.msgs.length <= WINDOW) return;
+    for (const m of this.msgs.splice(0, this.msgs.length - WINDOW)) this.forget(m);
+    this.hasBefore = true;
+    if (this.msgs[0]) this.redecorate(this.msgs[0], null);
+    this.renderTop();
+  }
+
+  /** Take a message out of the DOM and the lookups (events for it are ignored from now). */
+  forget(m) {
+    m.el?.remove();
+    m.dayEl?.remove();
+    m.unreadEl?.remove();
+    m.el = null;
+    m.dayEl = null;
+    m.unreadEl = null;
+    if (m.id && this.byId.get(m.id) === m) this.byId.delete(m.id);
+    if (m.client_id && this.byClient.get(m.client_id) === m) this.byClient.delete(m.client_id);
   }
 
   // -- the model --------------------------------------------------------------------------
@@ -250,6 +339,7 @@ export class RoomView {
     m = this.normalise(raw);
     this.msgs.push(m);
     this.byId.set(m.id, m);
+    if (m.seq) this.known.set(m.id, m.seq);
     if (m.client_id && m.sender_id === this.me.id) {
       this.byClient.set(m.client_id, m);
       // Stored already (its ack was lost): it must not wait in the outbox to be shown again.
@@ -298,35 +388,49 @@ export class RoomView {
   renderAll() {
     this.renderTop();
     const nodes = [];
-    let lastDay = null;
-    let dividerDone = false;
+    let prev = null;
     for (const m of this.msgs) {
-      const when = parseDate(m.created_at) || new Date();
-      if (dayKey(when) !== lastDay) {
-        lastDay = dayKey(when);
-        nodes.push(h('div', { class: 'day-divider', role: 'separator' }, h('span', null, dayOf(when))));
-      }
-      if (!dividerDone && this.firstUnread && m.seq && m.seq >= this.firstUnread) {
-        dividerDone = true;
-        nodes.push(h('div', { class: 'unread-divider', role: 'separator', 'aria-label': t('room.unread_divider') }, h('span', null, t('room.unread_divider'))));
-      }
+      nodes.push(...this.leading(m, prev));
       m.el = this.renderMessage(m);
       nodes.push(m.el);
+      prev = m;
     }
     if (!this.msgs.length) nodes.push(h('p', { class: 'empty-room' }, t('room.empty')));
     this.list.replaceChildren(...nodes);
   }
 
+  /** The separators before a message: a new day, the first unread (kept on the message). */
+  leading(m, prev) {
+    const nodes = [];
+    const when = parseDate(m.created_at) || new Date();
+    m.dayEl = null;
+    m.unreadEl = null;
+    if (!prev || dayKey(parseDate(prev.created_at) || new Date()) !== dayKey(when)) {
+      m.dayEl = h('div', { class: 'day-divider', role: 'separator' }, h('span', null, dayOf(when)));
+      nodes.push(m.dayEl);
+    }
+    if (this.firstUnread && m.seq && m.seq >= this.firstUnread && !(prev?.seq && prev.seq >= this.firstUnread)) {
+      m.unreadEl = h('div', { class: 'unread-divider', role: 'separator', 'aria-label': t('room.unread_divider') }, h('span', null, t('room.unread_divider')));
+      nodes.push(m.unreadEl);
+    }
+    return nodes;
+  }
+
+  /** Its predecessor changed (a page came in before it, or the ones before were dropped). */
+  redecorate(m, prev) {
+    if (!m.el) return;
+    m.dayEl?.remove();
+    m.unreadEl?.remove();
+    m.el.before(...this.leading(m, prev));
+  }
+
   /** Append a new message at the end (a new day gets its divider). */
   appendMessage(m) {
     const prev = this.msgs[this.msgs.indexOf(m) - 1];
-    const when = parseDate(m.created_at) || new Date();
     this.list.querySelector('.empty-room')?.remove();
-    if (!prev || dayKey(parseDate(prev.created_at) || new Date()) !== dayKey(when)) {
-      this.list.append(h('div', { class: 'day-divider', role: 'separator' }, h('span', null, dayOf(when))));
-    }
+    const nodes = this.leading(m, prev);
     m.el = this.renderMessage(m);
-    this.list.append(m.el);
+    this.list.append(...nodes, m.el);
   }
 
   refresh(m) {
@@ -414,10 +518,13 @@ export class RoomView {
     return h('button', {
       type: 'button', class: 'quote', 'aria-label': t('message.quote_label', { name, text }),
       onclick: () => {
-        if (q?.el) {
-          q.el.scrollIntoView({ block: 'center', behavior: 'smooth' });
-          q.el.classList.add('flash');
-          setTimeout(() => q.el?.classList.remove('flash'), 1600);
+        const shown = this.byId.get(id); // now: it may have been paged in or out since
+        if (shown?.el) {
+          shown.el.scrollIntoView({ block: 'center', behavior: 'smooth' });
+          shown.el.classList.add('flash');
+          setTimeout(() => shown.el?.classList.remove('flash'), 1600);
+        } else if (this.known.get(id)) {
+          this.jumpTo(this.known.get(id)); // paged out of the window: load around it
         }
       },
     }, h('span', { class: 'quote-name' }, name), h('span', { class: 'quote-text' }, text));
@@ -522,11 +629,7 @@ export class RoomView {
     if (this.hasAfter) {
       // We are reading an older stretch: jump to the newest first so the new message lands
       // after everything else.
-      this.jumpSeq = null;
-      this.msgs = [];
-      this.byId.clear();
-      this.byClient.clear();
-      await this.load();
+      await this.jumpTo(null);
     }
     const item = this.app.sendMessage(this.roomId, body, replyTo, extra);
     const m = this.addPending(item);
@@ -545,9 +648,11 @@ export class RoomView {
 
   discard(m) {
     this.app.discardMessage(m.client_id);
-    this.msgs = this.msgs.filter((x) => x !== m);
-    this.byClient.delete(m.client_id);
-    m.el?.remove();
+    const i = this.msgs.indexOf(m);
+    if (i < 0) return;
+    this.msgs.splice(i, 1);
+    this.forget(m);
+    if (this.msgs[i]) this.redecorate(this.msgs[i], this.msgs[i - 1] || null);
   }
 
   async react(m, emoji, on) {
@@ -641,7 +746,11 @@ export class RoomView {
     const data = frame.data || {};
     switch (frame.event) {
       case 'message': {
-        if (this.hasAfter) return; // an older stretch is shown; paging brings it in
+        if (this.hasAfter) {
+          // An older stretch is shown: paging down brings it in, or the button jumps there.
+          this.newBelow.hidden = false;
+          return;
+        }
         const nearBottom = this.nearBottom();
         const existed = this.byId.get(data.message.id) || (data.message.sender_id === this.me.id && this.byClient.get(data.message.client_id));
         const [m] = this.upsert(data.message);
@@ -654,8 +763,12 @@ export class RoomView {
         this.sort();
         if (pendingTail.length) this.renderAll();
         else this.appendMessage(m);
-        if (nearBottom || m.sender_id === this.me.id) this.scrollToBottom();
-        else this.newBelow.hidden = false;
+        if (nearBottom || m.sender_id === this.me.id) {
+          if (this.msgs.length > WINDOW + PAGE) this.trimTop();
+          this.scrollToBottom();
+        } else {
+          this.newBelow.hidden = false;
+        }
         this.markReadSoon();
         break;
       }
@@ -737,6 +850,7 @@ export class RoomView {
     m.seq = ack.seq;
     m.state = 'sent';
     this.byId.set(m.id, m);
+    this.known.set(m.id, m.seq);
     this.positions.set(this.me.id, Math.max(this.positions.get(this.me.id) || 0, ack.seq));
     const order = this.msgs.map((x) => x);
     this.sort();
