@@ -828,12 +828,17 @@ def run_bench(args: argparse.Namespace, profile: Profile, children: Children) ->
     users = max(profile.idle, max(ROOM_SIZES))
     log(f"seeding {users:,} users, sessions and rooms of {', '.join(map(str, ROOM_SIZES))}")
     started = time.monotonic()
-    subprocess.run(
-        [sys.executable, str(BENCH), "seed", "--users", str(users), "--out", str(world_path)],
-        env=env,
-        cwd=REPO,
-        check=True,
-    )
+    try:
+        subprocess.run(
+            [sys.executable, str(BENCH), "seed", "--users", str(users), "--out", str(world_path)],
+            env=env,
+            cwd=REPO,
+            check=True,
+        )
+    except BaseException:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     log(f"  seeded in {time.monotonic() - started:.1f} s")
     world = json.loads(world_path.read_text())
     tokens = {int(k): v for k, v in world["tokens"].items()}
