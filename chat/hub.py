@@ -35,6 +35,7 @@ from chat.errors import (
     WS_CLOSE_REVOKED,
     WS_CLOSE_SLOW_CONSUMER,
 )
+from chat.memory import Flag, LightQueue
 from chat.models import AuthSession, Event, Room, RoomMember, User, utcnow
 from chat.presence import Presence
 from chat.settings import RESUME_BUFFER_MAX, SEND_QUEUE_MAX
@@ -110,10 +111,10 @@ class Connection:
         self.direct = direct
         self.sending = False
         self.session_id = session_id
-        self.queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_MAX)
+        self.queue: LightQueue[str] = LightQueue(SEND_QUEUE_MAX)
         self.delivered: dict[int, int] = {}  # room -> last seq queued
         self.syncing: dict[int, list[tuple[int, str]]] = {}
-        self.closed = asyncio.Event()
+        self.closed = Flag()
         self.close_code = WS_CLOSE_NORMAL
         self.close_reason = ""
         self.last_heard = time.monotonic()

@@ -26,7 +26,7 @@ from chat.protocol import ClientFrame, ProtocolError, encode, error_frame, parse
 from chat.services import Services
 from chat.settings import HELLO_TIMEOUT_S
 from chat.sides import ingress_of
-from chat.transport import ABORT, DIRECT_SEND
+from chat.transport import ABORT, DETACH, DIRECT_SEND
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "kakehashi_session"
@@ -77,7 +77,13 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     except WebSocketDisconnect:
         return
-    await Session(services, ws, principal).run(since)
+    detach = ws.scope.get("extensions", {}).get(DETACH)
+    if detach is None:
+        await Session(services, ws, principal).run(since)
+        return
+    # The session goes on in a task of the connection's own and this ASGI call returns: an
+    # idle connection keeps its session's frames, not those of the whole middleware stack.
+    detach(lambda detached: Session(services, detached, principal).run(since))
 
 
 async def _hello(ws: WebSocket) -> ClientFrame:
