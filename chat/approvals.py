@@ -98,6 +98,16 @@ def _notify(uow: Unit, user_ids: list[int], notice: dict[str, Any]) -> None:
         uow.control("notify_users", user_ids=user_ids, notice=notice)
 
 
+async def _tell_approvers(uow: Unit, approval: Approval, attachment: Attachment) -> None:
+    """A new request reaches everyone who may decide it (never its own requester)."""
+    approvers = await approvers_of(uow, approval.org_id, approval.department_id)
+    _notify(
+        uow,
+        [uid for uid in approvers if uid != approval.requester_id],
+        {"notice": "approval_requested", "approval": approval_dict(approval, attachment)},
+    )
+
+
 async def request_release(
     uow: Unit, principal: Principal, actor: Actor, attachment: Attachment, untrusted_reason: str
 ) -> Approval:
@@ -159,16 +169,7 @@ async def request_release(
         target_id=attachment.id,
         details={"approval_id": approval.id, "filename": attachment.filename, "reason": reason},
     )
-    approvers = [
-        uid
-        for uid in await approvers_of(uow, principal.org_id, approval.department_id)
-        if uid != principal.user_id
-    ]
-    _notify(
-        uow,
-        approvers,
-        {"notice": "approval_requested", "approval": approval_dict(approval, attachment)},
-    )
+    await _tell_approvers(uow, approval, attachment)
     return approval
 
 
@@ -196,16 +197,7 @@ async def request_outbound(
         target_id=attachment.id,
         details={"approval_id": approval.id, "filename": attachment.filename},
     )
-    approvers = [
-        uid
-        for uid in await approvers_of(uow, attachment.org_id, uploader.department_id)
-        if uid != uploader.id
-    ]
-    _notify(
-        uow,
-        approvers,
-        {"notice": "approval_requested", "approval": approval_dict(approval, attachment)},
-    )
+    await _tell_approvers(uow, approval, attachment)
     return approval
 
 

@@ -93,6 +93,15 @@ async def issue_code(
     return IssuedCode(format_code(raw), row)
 
 
+def _check_name(untrusted: str) -> str:
+    name = untrusted.strip()
+    if not 1 <= len(name) <= DEVICE_NAME_MAX:
+        raise BadRequest(
+            "端末名は1〜100文字で指定してください。", "The device name must be 1-100 characters."
+        )
+    return name
+
+
 def _code_invalid() -> BadRequest:
     return BadRequest(
         "端末認証コードが正しくないか、有効期限が切れているか、既に使われています。"
@@ -120,11 +129,7 @@ async def register(
     """Use a code once: the device gets its credential.  A failed attempt is audited."""
     platform = check_platform(platform)
     caps = check_capabilities(capabilities)
-    name = name.strip()
-    if not 1 <= len(name) <= DEVICE_NAME_MAX:
-        raise BadRequest(
-            "端末名は1〜100文字で指定してください。", "The device name must be 1-100 characters."
-        )
+    name = _check_name(name)
     raw = normalise_code(untrusted_code)
     row = (
         await uow.session.execute(
@@ -231,11 +236,7 @@ async def _get(uow: Unit, org_id: int, device_id: int) -> Device:
 
 async def rename(uow: Unit, actor: Actor, org_id: int, device_id: int, name: str) -> Device:
     device = await _get(uow, org_id, device_id)
-    name = name.strip()
-    if not 1 <= len(name) <= DEVICE_NAME_MAX:
-        raise BadRequest(
-            "端末名は1〜100文字で指定してください。", "The device name must be 1-100 characters."
-        )
+    name = _check_name(name)
     before, device.name = device.name, name
     await audit.record(
         uow.session,

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from chat import accounts
-from chat.http.deps import ActorDep, CurrentUser, ServicesDep
+from chat.http.deps import ActorDep, CurrentUser, ServicesDep, read_csv_body
 from chat.http.schemas import (
     DepartmentIn,
     DepartmentPatch,
@@ -19,8 +19,7 @@ from chat.http.schemas import (
 )
 from chat.http.views import department_view, user_view
 from chat.permissions import require_admin
-from chat.settings import CSV_IMPORT_MAX_BYTES
-from chat.user_import import csv_too_large, import_users
+from chat.user_import import import_users
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
@@ -144,14 +143,10 @@ async def import_users_csv(
 ) -> Any:
     """The request body is the CSV file itself (UTF-8, UTF-8 with BOM or Shift_JIS)."""
     require_admin(principal)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > CSV_IMPORT_MAX_BYTES:
-            raise csv_too_large()
-        chunks.append(chunk)
     async with services.unit() as uow:
-        created = await import_users(uow, principal.org_id, b"".join(chunks), actor=actor)
+        created = await import_users(
+            uow, principal.org_id, await read_csv_body(request), actor=actor
+        )
     return {"created": created}
 
 

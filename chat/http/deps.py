@@ -10,7 +10,9 @@ from chat.audit import Actor
 from chat.auth import Principal, authenticate, csrf_matches
 from chat.errors import Forbidden
 from chat.services import Services
+from chat.settings import CSV_IMPORT_MAX_BYTES
 from chat.sides import Ingress, ingress_of
+from chat.user_import import csv_too_large
 from chat.ws import session_cookie
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -61,6 +63,17 @@ def get_actor(
     """The signed-in caller as the audit log records it."""
     user = principal.user
     return Actor(user.id, user.login_id, user.org_id, ingress.side, ingress.address)
+
+
+async def read_csv_body(request: Request) -> bytes:
+    """A CSV upload's body, refused as soon as it passes ``CSV_IMPORT_MAX_BYTES``."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > CSV_IMPORT_MAX_BYTES:
+            raise csv_too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

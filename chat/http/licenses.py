@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from chat import licenses
-from chat.http.deps import ActorDep, CurrentUser, ServicesDep
+from chat.http.deps import ActorDep, CurrentUser, ServicesDep, read_csv_body
 from chat.http.schemas import (
     LicenseChangeIn,
     LicenseMoveIn,
@@ -17,8 +17,6 @@ from chat.http.schemas import (
 )
 from chat.orgtree import load_tree
 from chat.permissions import require_admin, require_supervisor_scope
-from chat.settings import CSV_IMPORT_MAX_BYTES
-from chat.user_import import csv_too_large
 
 router = APIRouter(prefix="/api/admin/licenses", tags=["licenses"])
 
@@ -52,9 +50,15 @@ async def list_licenses(
 
 
 async def _change(
-    principal: Any, actor: Any, services: Any, change: licenses.Change, action: str
+    body: LicenseChangeIn, licensed: bool, principal: Any, actor: Any, services: Any
 ) -> Any:
+    """Assign (``licensed``) or revoke one side's license for the listed users, all or none."""
     require_admin(principal)
+    side = licenses.check_side(body.side)
+    change = licenses.Change()
+    for uid in body.user_ids:
+        change.set(uid, side, licensed)
+    action = "license.assign" if licensed else "license.revoke"
     async with services.unit() as uow:
         outcome = await licenses.apply(uow, actor, principal.org_id, change, action=action)
         return {**outcome.to_dict(), "pools": await licenses.pool_status(uow, principal.org_id)}
@@ -64,22 +68,14 @@ async def _change(
 async def assign(
     body: LicenseChangeIn, principal: CurrentUser, actor: ActorDep, services: ServicesDep
 ) -> Any:
-    side = licenses.check_side(body.side)
-    change = licenses.Change()
-    for uid in body.user_ids:
-        change.set(uid, side, True)
-    return await _change(principal, actor, services, change, "license.assign")
+    return await _change(body, True, principal, actor, services)
 
 
 @router.post("/revoke")
 async def revoke(
     body: LicenseChangeIn, principal: CurrentUser, actor: ActorDep, services: ServicesDep
 ) -> Any:
-    side = licenses.check_side(body.side)
-    change = licenses.Change()
-    for uid in body.user_ids:
-        change.set(uid, side, False)
-    return await _change(principal, actor, services, change, "license.revoke")
+    return await _change(body, False, principal, actor, services)
 
 
 @router.post("/move")
@@ -107,14 +103,10 @@ async def import_csv(
     ○/×, 有/無; empty leaves it as it is).  UTF-8, UTF-8 with BOM or Shift_JIS.  The whole
     file applies or nothing does; bad rows are listed by line and column."""
     require_admin(principal)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > CSV_IMPORT_MAX_BYTES:
-            raise csv_too_large()
-        chunks.append(chunk)
     async with services.unit() as uow:
-        outcome = await licenses.import_csv(uow, actor, principal.org_id, b"".join(chunks))
+        outcome = await licenses.import_csv(
+            uow, actor, principal.org_id, await read_csv_body(request)
+        )
         return {**outcome.to_dict(), "pools": await licenses.pool_status(uow, principal.org_id)}
 
 
