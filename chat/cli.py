@@ -76,14 +76,36 @@ async def prepare(settings: Settings, *, quiet: bool = False) -> None:
         )
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket for uvicorn's ``sockets=`` (port 0: a free one).
+
+    Made with ``proto=IPPROTO_TCP``, not the 0 that ``socket.create_server`` leaves: asyncio
+    turns Nagle's algorithm off (``TCP_NODELAY``) only on accepted sockets whose ``proto`` says
+    TCP, and with it on, a response written in two parts (headers, then body) waits for the
+    client's delayed ACK: some 40 ms added to every request, uploads included."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def bind_listeners(settings: Settings) -> list[socket.socket]:
     """One listening socket per side's port (chat/sides.py decides the side by the port)."""
-    sockets = []
-    for port, _side in settings.listener_sides():
-        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-        sock = socket.create_server((settings.host, port), family=family, backlog=2048)
-        sock.setblocking(False)
-        sockets.append(sock)
+    sockets: list[socket.socket] = []
+    try:
+        for port, _side in settings.listener_sides():
+            sockets.append(listen(settings.host, port))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     return sockets
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,21 +17,12 @@ from websockets.asyncio.client import ClientConnection
 
 from chat import accounts, audit, licenses
 from chat.app import build_services, close_services, create_app
-from chat.cli import uvicorn_config
+from chat.cli import listen, uvicorn_config
 from chat.models import User
 from chat.services import Services
 from chat.settings import Settings
 
 PASSWORD = "Kakehashi-test-2026"
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 class Server:
@@ -65,7 +55,7 @@ class Server:
         self.services = await build_services(self.settings)
         await self.services.hub.start()
         # Two listeners, one per side, as `kakehashi serve` has.
-        internet, lgwan = free_socket(), free_socket()
+        internet, lgwan = listen("127.0.0.1", 0), listen("127.0.0.1", 0)
         self.port, self.lgwan_port = internet.getsockname()[1], lgwan.getsockname()[1]
         self.settings.port, self.settings.lgwan_port = self.port, self.lgwan_port
         app = create_app(self.settings, services=self.services)

@@ -17,9 +17,10 @@ import pytest
 
 from chat import accounts, audit, licenses
 from chat.app import build_services, close_services
+from chat.cli import listen
 from chat.settings import Settings
 from tests.backends import REDIS_URL
-from tests.harness import PASSWORD, Ws, client_id, free_socket
+from tests.harness import PASSWORD, Ws, client_id
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Proc:
 
 
 async def start_app(settings: Settings) -> Proc:
-    sock, lgwan_sock = free_socket(), free_socket()
+    sock, lgwan_sock = listen("127.0.0.1", 0), listen("127.0.0.1", 0)
     port, lgwan_port = sock.getsockname()[1], lgwan_sock.getsockname()[1]
     sock.close()
     lgwan_sock.close()
