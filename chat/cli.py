@@ -18,6 +18,7 @@ from sqlalchemy import select
 from chat import accounts, audit, licenses
 from chat.app import build_services, close_services, create_app
 from chat.errors import ChatError, NotFound
+from chat.http_protocol import StreamingHttpProtocol
 from chat.migrate import upgrade
 from chat.models import Organisation, User
 from chat.settings import Settings
@@ -39,6 +40,7 @@ def uvicorn_config(settings: Settings, app: Any, **overrides: Any) -> uvicorn.Co
         # connection would redo that work per recipient and cost a zlib context each.
         "ws_per_message_deflate": False,
         "ws": DirectSendProtocol,
+        "http": StreamingHttpProtocol,
         "proxy_headers": False,
         "server_header": False,
         "log_level": settings.log_level,
