@@ -7,6 +7,7 @@ SQLite, the Redis Streams queue on PostgreSQL) with real sandboxed children."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
@@ -16,6 +17,7 @@ import sys
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -518,7 +520,12 @@ async def test_a_server_stopped_mid_scan_finishes_the_scan_after_restart(
     settings: Settings, when: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stopped with the job still queued (no worker ran it), or while the in-process worker
-    is inside the job (the stop does not wait for it): after a restart it ends ready."""
+    is inside the job (the stop does not wait for it): after a restart it ends ready.
+
+    Mid-job, the sandboxed child is frozen (SIGSTOP) once it is at work, so the job cannot
+    finish before the stop however fast or slow the machine is; after the stop it is killed,
+    as the server's death would kill it (PR_SET_DEATHSIG)."""
+    frozen: list[int] = []
     if when == "queued":
         settings.sanitizer_workers = 0  # nobody sanitises: the upload stays scanning
         data, name, content_type = sancorpus.xlsm_active(), "在庫.xlsm", XLSM_TYPE
@@ -538,20 +545,28 @@ async def test_a_server_stopped_mid_scan_finishes_the_scan_after_restart(
         else:  # the sandboxed child is at work
             workdirs = settings.effective_sanitizer_dir / "sanitized"
             deadline = asyncio.get_running_loop().time() + 20
-            while not list(workdirs.glob(".kakehashi-sanitize-*")):
+            while not list(workdirs.glob(".kakehashi-sanitize-*")) or not frozen:
                 assert asyncio.get_running_loop().time() < deadline
+                frozen = sandbox_children()
                 await asyncio.sleep(0.02)
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
         assert (await wait_state(world["home"], attachment_id, "scanning"))["state"] == "scanning"
         r = await world["office"].api.get(f"/api/attachments/{attachment_id}/content")
         error_of(r, 409, "attachment_not_ready")
     finally:
         await world.close()
         await first.stop()
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     db = Database(settings.effective_database_url)
-    async with db.read_sessions() as session:
-        stopped = await session.get(Attachment, attachment_id)
-        assert stopped is not None and stopped.state == "scanning"
-    await db.dispose()
+    try:
+        async with db.read_sessions() as session:
+            stopped = await session.get(Attachment, attachment_id)
+            assert stopped is not None and stopped.state == "scanning"
+    finally:
+        await db.dispose()
 
     settings.sanitizer_workers = 1
     second = Server(settings)
@@ -610,6 +625,20 @@ def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+def sandbox_children() -> list[int]:
+    """The sanitiser's sandboxed job processes: the children of this process's forkserver."""
+    server_pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    if server_pid is None:
+        return []
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[1]) == server_pid:  # fields: state, ppid, ...
+                children.append(int(stat.parent.name))
+    return children
 
 
 def slow_zip() -> bytes:
