@@ -19,12 +19,16 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are ``async def`` even where they do not await: FastAPI runs a plain ``def``
+# dependency in a worker thread, a thread hop per dependency on every request.
+
+
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_ingress(request: Request) -> Ingress:
+async def get_ingress(request: Request) -> Ingress:
     """The side and the client's address, as the server decided them (chat/sides.py)."""
     return ingress_of(request.scope)
 
@@ -56,7 +60,7 @@ async def get_principal(
     return principal
 
 
-def get_actor(
+async def get_actor(
     principal: Annotated[Principal, Depends(get_principal)],
     ingress: Annotated[Ingress, Depends(get_ingress)],
 ) -> Actor:
