@@ -41,13 +41,20 @@ class Probe:
     def __init__(self) -> None:
         self.first_chunk = asyncio.Event()
         self.go_on = asyncio.Event()
+        self.bodies: list[bytes] = []  # every body chunk the app was given
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
+        if scope["path"] == "/early":  # answers without reading the body
+            headers = [(b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
         digest, size, first = hashlib.sha256(), 0, True
         while True:
             message = await receive()
             body = message.get("body", b"")
+            self.bodies.append(body)
             digest.update(body)
             size += len(body)
             if first and scope["path"] == "/held":
@@ -80,16 +87,32 @@ async def serving(app: Probe, tmp_path: Path) -> AsyncIterator[tuple[uvicorn.Ser
         await task
 
 
-async def read_response(reader: asyncio.StreamReader) -> dict[str, Any]:
+async def read_response(reader: asyncio.StreamReader, status: int = 200) -> dict[str, Any]:
     head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-    assert head.startswith("HTTP/1.1 200"), head
+    assert head.startswith(f"HTTP/1.1 {status}"), head
     length = next(
         int(line.split(":", 1)[1])
         for line in head.split("\r\n")
         if line.lower().startswith("content-length:")
     )
-    answer: dict[str, Any] = json.loads(await reader.readexactly(length))
+    content = await reader.readexactly(length)
+    answer: dict[str, Any] = json.loads(content) if status == 200 and content else {}
     return answer
+
+
+async def start_held_post(
+    server: uvicorn.Server, port: int, probe: Probe, payload: bytes, first: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, StreamingHttpProtocol]:
+    """POST /held with the headers and the first ``first`` bytes of ``payload`` sent; returns
+    once the app holds its first chunk, with the server's protocol for the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST /held HTTP/1.1\r\nHost: t\r\nContent-Length: {len(payload)}\r\n\r\n"
+    writer.write(head.encode() + payload[:first])
+    await writer.drain()
+    await asyncio.wait_for(probe.first_chunk.wait(), 10)
+    [protocol] = server.server_state.connections
+    assert isinstance(protocol, StreamingHttpProtocol)
+    return reader, writer, protocol
 
 
 async def test_a_body_arrives_whole_with_large_reads_then_a_pipelined_request(
@@ -99,14 +122,8 @@ async def test_a_body_arrives_whole_with_large_reads_then_a_pipelined_request(
     payload = os.urandom(3 * MIB + 12345)
     async with serving(probe, tmp_path) as (server, port):
         assert server.config.http_protocol_class is StreamingHttpProtocol
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer, protocol = await start_held_post(server, port, probe, payload, 1000)
         try:
-            head = f"POST /held HTTP/1.1\r\nHost: t\r\nContent-Length: {len(payload)}\r\n\r\n"
-            writer.write(head.encode() + payload[:1000])
-            await writer.drain()
-            await asyncio.wait_for(probe.first_chunk.wait(), 10)
-            [protocol] = server.server_state.connections
-            assert isinstance(protocol, StreamingHttpProtocol)
             transport: Any = protocol.transport
             assert transport.max_size == BODY_READ_BYTES  # while the body arrives
             probe.go_on.set()
@@ -150,3 +167,76 @@ async def test_many_requests_on_one_connection_each_get_their_own_body(
                 assert answer == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
         finally:
             writer.close()
+
+
+async def test_body_bytes_bypass_the_parser_and_a_request_after_them_gets_a_fresh_one(
+    tmp_path: Path,
+) -> None:
+    """Once the headers are parsed, what is read is handed to the app as it is (the same
+    object, no copy); the bytes after the body, read together with its end, are the next
+    request."""
+    probe = Probe()
+    payload = os.urandom(2 * MIB)
+    async with serving(probe, tmp_path) as (server, port):
+        reader, writer, protocol = await start_held_post(server, port, probe, payload, 10)
+        try:
+            probe.go_on.set()
+            await asyncio.sleep(0.1)  # the app waits for more
+            # As if the socket had read these (same event loop): the middle of the body, then
+            # its end and the next request in one read.
+            middle = payload[10:MIB]
+            protocol.data_received(middle)
+            await asyncio.sleep(0.1)  # the app takes it
+            protocol.data_received(
+                payload[MIB:] + b"POST /second HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok"
+            )
+            first = await asyncio.wait_for(read_response(reader), 30)
+            second = await asyncio.wait_for(read_response(reader), 30)
+        finally:
+            writer.close()
+    assert first == {"size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+    assert second == {"size": 2, "sha256": hashlib.sha256(b"ok").hexdigest()}
+    assert any(body is middle for body in probe.bodies)  # handed on as read
+
+
+async def test_a_body_the_app_did_not_read_is_skipped_before_the_next_request(
+    tmp_path: Path,
+) -> None:
+    probe = Probe()
+    unread = os.urandom(3 * MIB)
+    async with serving(probe, tmp_path) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            head = f"POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: {len(unread)}\r\n\r\n"
+            writer.write(head.encode())
+            await writer.drain()
+            head_of_answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head_of_answer.startswith(b"HTTP/1.1 200")
+            writer.write(unread + b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+            await writer.drain()
+            answer = await asyncio.wait_for(read_response(reader), 30)
+        finally:
+            writer.close()
+    assert answer == {"size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()}
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        "Content-Length: 5\r\nTransfer-Encoding: chunked",
+        "Content-Length: 5\r\nContent-Length: 6",
+        "Content-Length: 5x",
+    ],
+)
+async def test_ambiguous_body_framing_is_refused_as_before(tmp_path: Path, framing: str) -> None:
+    """What is not one plain Content-Length stays with the parser, which refuses it."""
+    probe = Probe()
+    async with serving(probe, tmp_path) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(f"POST /x HTTP/1.1\r\nHost: t\r\n{framing}\r\n\r\nhello".encode())
+            await writer.drain()
+            await asyncio.wait_for(read_response(reader, status=400), 10)
+        finally:
+            writer.close()
+    assert probe.bodies == []
