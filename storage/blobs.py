@@ -18,34 +18,29 @@ string that is not a key or a range that is not one (programming errors, not use
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
 import os
 import re
-import sys
-import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, ParamSpec, Protocol, TypeVar
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from storage.errors import BlobNotFound
+from storage.tasks import in_thread, uninterrupted
+from storage.writer import BlobWriter
 
 log = logging.getLogger(__name__)
 
 #: Largest chunk a read yields (one thread hop per chunk on local disk).
 READ_CHUNK_BYTES = 256 * 1024
 
-#: Bytes a local write gathers before handing them to a thread to hash and write.
-WRITE_BUFFER_BYTES = 1024 * 1024
+#: A local write hands chunks to its threads when it has gathered this many bytes.
+PIECE_BYTES = 256 * 1024
 
 _KEY = re.compile(r"[0-9a-f]{64}")
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,30 +108,6 @@ def check_range(start: int, end: int | None) -> None:
         raise ValueError(f"not a byte range: start={start} end={end}")
 
 
-async def uninterrupted(awaitable: Awaitable[T], *, undo: Callable[[T], object] | None = None) -> T:
-    """Await ``awaitable`` to its end even if the calling task is cancelled meanwhile, then
-    re-raise the cancellation (after ``undo(result)`` if it had succeeded, so that a file it
-    opened is not lost).  Used for thread work on a file descriptor (no descriptor is closed
-    under a thread still using it) and for the clean-up of a failed write."""
-    inner = asyncio.ensure_future(awaitable)
-    cancelled: asyncio.CancelledError | None = None
-    while not inner.done():
-        try:
-            await asyncio.wait([inner])  # unlike ``await inner``, never cancels it
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-    if cancelled is not None:
-        if not inner.cancelled() and inner.exception() is None and undo is not None:
-            undo(inner.result())
-        raise cancelled
-    return inner.result()
-
-
-async def in_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """``asyncio.to_thread`` that is never abandoned half-way (see :func:`uninterrupted`)."""
-    return await uninterrupted(asyncio.to_thread(func, *args, **kwargs))
-
-
 class LocalBlobStore:
     """Blobs as files under ``root``::
 
@@ -145,7 +116,8 @@ class LocalBlobStore:
 
     A write goes to a temporary file, is fsynced, then renamed into place (atomic), and the
     directory is fsynced.  Readers therefore see a whole blob or none.  Every file operation
-    runs in a worker thread, in chunks, so the event loop never waits on the disk.
+    runs in a thread, in chunks, so the event loop never waits on the disk: a put hashes and
+    writes in two threads of its own (:mod:`storage.writer`), the rest in the loop's executor.
     """
 
     def __init__(self, root: Path | str) -> None:
@@ -158,65 +130,25 @@ class LocalBlobStore:
         return self.blob_dir / key[:2] / key[2:4] / key
 
     async def put(self, chunks: AsyncIterable[bytes]) -> StoredBlob:
-        file, tmp = await uninterrupted(
-            asyncio.to_thread(self._new_temp), undo=lambda opened: _discard(*opened)
-        )
-        hasher = hashlib.sha256()
+        writer = BlobWriter(self.tmp_dir, self.path_of)
         size = 0
-        pending: list[bytes] = []
-        pending_bytes = 0
-        # One buffer is hashed and written in a thread while the next one arrives: the
-        # stream is read at network speed, not at network + hash + disk speed (two buffers
-        # at most per put).
-        writing: asyncio.Future[None] | None = None
+        piece: list[bytes] = []  # chunks as read, handed over together (fewer thread wake-ups)
+        piece_bytes = 0
         try:
             async for chunk in chunks:
-                pending.append(chunk)
-                pending_bytes += len(chunk)
-                if pending_bytes >= WRITE_BUFFER_BYTES:
-                    if writing is not None:
-                        await uninterrupted(writing)
-                    writing = asyncio.ensure_future(
-                        asyncio.to_thread(_hash_and_write, file, hasher, pending)
-                    )
-                    size += pending_bytes
-                    pending, pending_bytes = [], 0
-            if writing is not None:
-                await uninterrupted(writing)
-                writing = None
-            await in_thread(_hash_and_write, file, hasher, pending)
-            size += pending_bytes
-            pending = []
-            key = hasher.hexdigest()
-            await in_thread(self._commit, file, tmp, self.path_of(key))
+                size += len(chunk)
+                piece.append(chunk)
+                piece_bytes += len(chunk)
+                if piece_bytes >= PIECE_BYTES:
+                    await writer.give(piece, piece_bytes)
+                    piece, piece_bytes = [], 0
+            if piece:
+                await writer.give(piece, piece_bytes)
+            key = await writer.finish()
         except BaseException:
-            if writing is not None:  # never close the file under a thread still writing it
-                with contextlib.suppress(BaseException):
-                    await uninterrupted(writing)
-            await in_thread(_discard, file, tmp)
+            await writer.abort()
             raise
         return StoredBlob(key, size)
-
-    def _new_temp(self) -> tuple[IO[bytes], Path]:
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="put-", suffix=".part", dir=self.tmp_dir)
-        try:
-            return os.fdopen(fd, "wb"), Path(name)
-        except BaseException:
-            os.close(fd)
-            os.unlink(name)
-            raise
-
-    @staticmethod
-    def _commit(file: IO[bytes], tmp: Path, final: Path) -> None:
-        file.flush()
-        os.fsync(file.fileno())
-        file.close()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        # Replacing an existing blob (same bytes) gives it a fresh modification time, which
-        # protects it from a collector that saw it unreferenced before this write.
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         check_range(start, end)
@@ -309,35 +241,6 @@ class LocalBlobStore:
         return None
 
 
-def _hash_and_write(file: IO[bytes], hasher: hashlib._Hash, chunks: list[bytes]) -> None:
-    start = file.tell()
-    for chunk in chunks:
-        hasher.update(chunk)
-        file.write(chunk)
-    if _START_WRITEBACK is not None and chunks:
-        # Start writing these pages back now, while the rest of the stream arrives, so that
-        # the commit's fsync has little left to wait for (20 MiB written at network pace: fsync
-        # ~10 ms → ~0.3 ms in a test on the development machine).
-        # On Linux, DONTNEED on pages just written starts their write-back; pages still dirty
-        # or under write-back stay in the page cache (a hint: nothing depends on it).
-        file.flush()
-        with contextlib.suppress(OSError):
-            _START_WRITEBACK(file.fileno(), start, file.tell() - start, _DONTNEED)
-
-
-_START_WRITEBACK = getattr(os, "posix_fadvise", None) if sys.platform == "linux" else None
-_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
-
-
-def _discard(file: IO[bytes], tmp: Path) -> None:
-    with contextlib.suppress(OSError):
-        file.close()
-    try:
-        tmp.unlink(missing_ok=True)
-    except OSError:
-        log.exception("could not remove the temporary file %s", tmp)
-
-
 def _open_for_read(path: Path) -> tuple[int, int]:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -345,14 +248,6 @@ def _open_for_read(path: Path) -> tuple[int, int]:
     except BaseException:
         os.close(fd)
         raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _subdirs(path: Path) -> list[Path]:

@@ -40,9 +40,9 @@ from storage.blobs import (
     StoredBlob,
     check_key,
     check_range,
-    uninterrupted,
 )
 from storage.errors import BlobNotFound
+from storage.tasks import uninterrupted
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

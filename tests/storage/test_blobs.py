@@ -157,7 +157,11 @@ async def test_cancelling_a_write_leaves_nothing(
     task = asyncio.create_task(store.put(aiter(stream)))
     await asyncio.wait_for(stream.blocked.wait(), 30)
     if under_test.name == "local" or cancelled_after > PART_BYTES:
-        assert await under_test.temp_files()  # the write had something staged
+        # The write has something staged (the local store's writing thread creates its file).
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await under_test.temp_files():
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -8,10 +8,11 @@ import tracemalloc
 
 import pytest
 
-from storage.blobs import WRITE_BUFFER_BYTES, BlobStore
+from storage.blobs import BlobStore
 from storage.errors import EmptyFile, FileTooLarge, StorageError
 from storage.s3 import PART_BYTES
 from storage.uploads import MAX_ATTACHMENT_BYTES, receive_upload
+from storage.writer import BACKLOG_BYTES
 from tests.storage.conftest import StoreUnderTest
 from tests.storage.streams import CHUNK_BYTES, Stream, expected, of
 
@@ -122,9 +123,9 @@ async def test_a_client_that_goes_away_leaves_nothing(
 
 
 async def test_memory_per_upload_is_bounded(under_test: StoreUnderTest, store: BlobStore) -> None:
-    """A 20 MiB upload never sits whole in memory: at most a write buffer (local) or an S3 part
-    is held, plus the client's own working memory."""
-    buffered = WRITE_BUFFER_BYTES if under_test.name == "local" else PART_BYTES
+    """A 20 MiB upload never sits whole in memory: at most what waits for the hashing and
+    writing threads (local) or an S3 part is held, plus the client's own working memory."""
+    buffered = BACKLOG_BYTES if under_test.name == "local" else PART_BYTES
     await store.put(of(b"warm up"))  # the S3 client's own allocations are not the upload's
     tracemalloc.start()
     try:
