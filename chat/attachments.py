@@ -36,7 +36,7 @@ from sqlalchemy import delete, select, update
 from chat import approvals, audit, policy
 from chat.auth import Principal
 from chat.errors import BadRequest, ChatError, Conflict, Forbidden, NotFound, RangeNotSatisfiable
-from chat.models import Approval, Attachment, Message, RoomMember, utcnow
+from chat.models import Approval, Attachment, Message, Room, RoomMember, utcnow
 from chat.rooms import check_writable
 from chat.unit import Unit, append_event
 
@@ -276,7 +276,17 @@ class Outcome:
 
 async def finish(uow: Unit, attachment_id: int, key_prefix: str, outcome: Outcome) -> bool:
     """Store the sanitiser's outcome once: False when the attachment is not (or no longer)
-    scanning, e.g. a result delivered twice."""
+    scanning, e.g. a result delivered twice.
+
+    Rows are locked in the order a message send takes them (chat/messages.py): the room (its
+    sequence number), then the attachment.  The other order deadlocks, on PostgreSQL, with a
+    send carrying this attachment."""
+    room_id = await uow.session.scalar(
+        select(Attachment.room_id).where(Attachment.id == attachment_id)
+    )
+    if room_id is None:
+        return False
+    await uow.session.execute(select(Room.id).where(Room.id == room_id).with_for_update())
     attachment = await uow.session.get(Attachment, attachment_id, with_for_update=True)
     if (
         attachment is None

@@ -29,13 +29,15 @@ import redis.asyncio as aioredis
 from aiobotocore.session import AioSession
 from PIL import Image
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from chat import accounts, attachments, audit, licenses, sanitizing
+from chat.auth import Principal
 from chat.db import Database
 from chat.errors import BadRequest, RangeNotSatisfiable
-from chat.models import Attachment, AuditEntry, Event
+from chat.models import Attachment, AuditEntry, Event, Message, User
 from chat.settings import Settings
+from chat.unit import next_seq
 from storage.uploads import MAX_ATTACHMENT_BYTES
 from tests.backends import REDIS_URL
 from tests.clirun import ROOT, cli_env
@@ -625,6 +627,58 @@ def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+async def test_a_scan_ending_while_its_message_is_sent_does_not_deadlock(
+    settings: Settings,
+) -> None:
+    """The sanitiser's result and a send carrying the attachment lock the room and the
+    attachment in the same order: with the send holding the room's row, the result waits for
+    the room before it locks the attachment.  (It used to lock the attachment first; on
+    PostgreSQL the two deadlocked and the sender got a 500.)"""
+    settings.sanitizer_workers = 0  # the test delivers the result itself
+    server = Server(settings)
+    await server.start()
+    world = await make_world(server)
+    try:
+        room_id = await make_room(world, "home", "office")
+        r = await upload(world["home"], room_id, b"memo", "memo.txt", "text/plain")
+        assert r.status_code == 201, r.text
+        attachment_id = r.json()["id"]
+        services = server.services
+        assert services is not None
+        async with services.read() as uow:
+            stored = await uow.session.get(Attachment, attachment_id)
+            home = await uow.session.get(User, world["home"].id)
+        assert stored is not None and home is not None
+        outcome = attachments.Outcome("blocked", {"reason": "unsupported_type"})
+
+        async def deliver_result() -> bool:
+            async with services.unit() as uow:
+                return await attachments.finish(
+                    uow, attachment_id, stored.original_key[:16], outcome
+                )
+
+        async with services.unit() as uow:  # a send, step by step (chat/messages.py)
+            seq = await next_seq(uow, room_id)  # holds the room's row
+            result = asyncio.create_task(deliver_result())
+            await asyncio.sleep(0.5)  # the result's transaction waits now
+            message_id = await uow.session.scalar(
+                insert(Message)
+                .values(room_id=room_id, seq=seq, sender_id=home.id, client_id=client_id())
+                .returning(Message.id)
+            )
+            assert message_id is not None
+            principal = Principal(home, 0, INTERNET)
+            await attachments.take_for_message(uow, principal, room_id, message_id, [attachment_id])
+        assert await asyncio.wait_for(result, 30) is True
+        async with services.read() as uow:
+            done = await uow.session.get(Attachment, attachment_id)
+        assert done is not None
+        assert (done.state, done.message_id) == ("blocked", message_id)
+    finally:
+        await world.close()
+        await server.stop()
 
 
 def sandbox_children() -> list[int]:
