@@ -9,6 +9,11 @@ a temporary file and renames it into place (no fsync, no hash).  Payloads are in
 random bytes, which the sanitiser blocks after reading their first MiB (``unsupported_type``),
 so its children cost little here; ``bench/sanitize.py`` measures sanitising.
 
+Every batch sends the same payloads again (one per file of the batch), so from the second
+batch on both servers replace what they stored before: the app renames over its blob of the
+same bytes (same key), nginx over its file of the same name.  Replacing a 20 MiB file frees
+its cached pages (about 4-5 ms here, for either).
+
 For each concurrency (1, 4, 8 uploads at once) batches of the app and of nginx alternate;
 each batch moves ``--mib-per-batch`` MiB.  Printed: MB/s (median, min-max over ``--runs``
 batches), the ratio app / nginx, and the app's peak extra resident memory per concurrent
