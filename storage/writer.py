@@ -65,8 +65,8 @@ class BlobWriter:
     async def give(self, piece: list[bytes], size: int) -> None:
         """Queue the chunks of ``piece`` (``size`` bytes in all) for both threads; wait while
         too much is queued already."""
-        self._raise_failure()
-        with self._lock:
+        with self._lock:  # a thread failing after this still wakes the room made here
+            self._raise_failure()
             self._queued[_HASHING] += size
             self._queued[_WRITING] += size
             if max(self._queued) > BACKLOG_BYTES:
