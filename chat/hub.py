@@ -40,6 +40,7 @@ from chat.models import AuthSession, Event, Room, RoomMember, User, utcnow
 from chat.presence import Presence
 from chat.settings import RESUME_BUFFER_MAX, SEND_QUEUE_MAX
 from chat.unit import event_frame
+from storage.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -195,9 +196,7 @@ class Hub:
         await ready.wait()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         for conns in list(self.by_session.values()):
             for conn in conns:
                 conn.abort(WS_CLOSE_GOING_AWAY, "server_shutdown")

@@ -48,6 +48,7 @@ from sanitizer.report import Report
 from sanitizer.worker import Job, JobQueue, JobResult, Worker, open_queue
 from storage.blobs import BlobStore, LocalBlobStore
 from storage.orphans import Collected, collect_orphans
+from storage.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +128,7 @@ class Sanitizing:
         if self._worker_task is not None:
             if self._worker is not None and self._worker._active:
                 await asyncio.wait([self._worker_task], timeout=STOP_GRACE_S)
-            self._worker_task.cancel()
-        for task in (self._results_task, self._sweep_task):
-            if task is not None:
-                task.cancel()
-        tasks = [
-            t for t in (self._worker_task, self._results_task, self._sweep_task) if t is not None
-        ]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all((self._worker_task, self._results_task, self._sweep_task))
         self._worker = self._worker_task = self._results_task = self._sweep_task = None
         await self.queue.close()
         self.queue = None

@@ -27,6 +27,7 @@ from chat.services import Services
 from chat.settings import HELLO_TIMEOUT_S
 from chat.sides import ingress_of
 from chat.transport import ABORT, DETACH, DIRECT_SEND
+from storage.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "kakehashi_session"
@@ -132,9 +133,7 @@ class Session:
             welcome_sent.set()
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all(tasks)
             hub.unregister(conn)
             hub.presence.down(self.principal.user_id, self.principal.side)
             # A client that stopped reading cannot take even the close frame: give it a
