@@ -318,6 +318,13 @@ async def _curl_batch(
     return seconds
 
 
+async def settle() -> None:
+    """Before a batch: the kernel writes back every dirty page (``sync``), so that no batch
+    pays for writing back what the one before it left in the page cache (nginx leaves its
+    files dirty; the app has fsynced its own)."""
+    await asyncio.to_thread(os.sync)
+
+
 def summary(values: list[float]) -> str:
     return f"{statistics.median(values):7.1f} ({min(values):.1f}-{max(values):.1f})"
 
@@ -455,6 +462,7 @@ async def measure_level(
         for _ in range(runs):
             helpers = process_tree(app.pid)[1:]  # the sanitiser's forkserver (and children)
             hwm_ok = reset_hwm(app.pid)
+            await settle()
             cpu0, helpers0 = cpu_s([app.pid]), cpu_s(helpers, reaped=True)
             with Sampler(app.pid) as sampler:
                 seconds = await batch(client, app_requests, payloads, conc)
@@ -464,6 +472,7 @@ async def measure_level(
             helpers_used = cpu_s(helpers, reaped=True) - helpers0
             app_cpu.append((cpu_s([app.pid]) - cpu0 + helpers_used) * 1000 / len(payloads))
             helper_cpu.append(helpers_used * 1000 / len(payloads))
+            await settle()
             cpu0 = cpu_s(nginx_pids)
             seconds = await batch(client, nginx_requests, payloads, conc)
             nginx_cpu.append((cpu_s(nginx_pids) - cpu0) * 1000 / len(payloads))
