@@ -5,8 +5,10 @@ Each thread takes the pieces in order from its own queue as fast as it can, so t
 (the slower of the two: SHA-256 runs at about 1.2 GB/s here) never waits for the event loop
 between pieces; the event loop waits only while more than :data:`BACKLOG_BYTES` are queued for
 the slower thread, which bounds the memory of a put.  The writing thread owns the file: it
-creates the temporary file, and at the end either commits it under its key (fsync while the
-last piece is still being hashed, rename, fsync of the directory) or removes it.
+creates the temporary file, has what it wrote synced to disk as it goes (by a third thread,
+:class:`_Syncer`, once the file is large enough to need it), and at the end either commits it
+under its key (fsync while the last piece is still being hashed, rename, fsync of the
+directory) or removes it.
 
 Threads of their own, not the event loop's executor: the two must run at the same time, and
 a busy executor could start one and leave the other queued behind it.
@@ -19,7 +21,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 #: Bytes of a put that may wait for the hashing or the writing thread before the event loop
 #: stops reading the stream (at most this plus one piece are queued).
 BACKLOG_BYTES = 1024 * 1024
+
+#: Bytes written between two syncs of a put's file while it is written (:class:`_Syncer`).
+SYNC_EVERY_BYTES = 2 * 1024 * 1024
 
 _HASHING, _WRITING = 0, 1
 
@@ -120,12 +124,17 @@ class BlobWriter:
     def _write_all(self) -> None:
         file: IO[bytes] | None = None
         tmp: Path | None = None
+        syncer: _Syncer | None = None
         try:
             file, tmp = _new_temp(self._tmp_dir)
+            syncer = _Syncer(file.fileno(), self._fail)
             while (piece := self._queues[_WRITING].get()) is not None:
+                size = sum(map(len, piece))
                 if not self._aborted:
                     _write(file, piece)
-                self._taken(_WRITING, sum(map(len, piece)))
+                    syncer.wrote(size)
+                self._taken(_WRITING, size)
+            syncer.stop()
             if not self._aborted:
                 file.flush()
                 os.fsync(file.fileno())  # while the hashing thread finishes
@@ -137,6 +146,8 @@ class BlobWriter:
         except BaseException as exc:
             self._fail(exc)
         finally:
+            if syncer is not None:
+                syncer.stop()  # no descriptor is closed under the syncing thread
             if tmp is not None and file is not None:
                 _discard(file, tmp)
             self._hashed.wait()  # the put ends with both threads
@@ -178,22 +189,66 @@ def _new_temp(tmp_dir: Path) -> tuple[IO[bytes], Path]:
 
 
 def _write(file: IO[bytes], piece: list[bytes]) -> None:
-    start = file.tell()
     for chunk in piece:
         file.write(chunk)
-    if _START_WRITEBACK is not None:
-        # Start writing these pages back now, while the rest of the stream arrives, so that
-        # the commit's fsync has little left to wait for (20 MiB written at network pace: fsync
-        # ~10 ms → ~0.3 ms in a test on the development machine).
-        # On Linux, DONTNEED on pages just written starts their write-back; pages still dirty
-        # or under write-back stay in the page cache (a hint: nothing depends on it).
-        file.flush()
-        with contextlib.suppress(OSError):
-            _START_WRITEBACK(file.fileno(), start, file.tell() - start, _DONTNEED)
 
 
-_START_WRITEBACK = getattr(os, "posix_fadvise", None) if sys.platform == "linux" else None
-_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
+class _Syncer:
+    """Makes a file's data durable while the rest of it still arrives: a thread of its own
+    (started once :data:`SYNC_EVERY_BYTES` are written) runs ``fdatasync`` each time that
+    many more have been written, so the commit's ``fsync`` has only the last of them left.
+
+    Measured on a VM whose disk flush costs ~34 ms per 20 MiB (the host writes the image
+    through): the fsync after a 20 MiB body ~44 ms → ~7 ms, with 5–11 syncs during the body
+    and the body itself no slower.  A failed sync fails the put (Linux reports a write-back
+    error once: the commit's fsync could not be trusted to see it again)."""
+
+    def __init__(self, fd: int, on_failure: Callable[[BaseException], None]) -> None:
+        self._fd = fd
+        self._on_failure = on_failure
+        self._cv = threading.Condition()
+        self._written = 0
+        self._synced = 0
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def wrote(self, size: int) -> None:
+        """Called by the writing thread after each piece."""
+        with self._cv:
+            self._written += size
+            if self._stopped or self._written - self._synced < SYNC_EVERY_BYTES:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="blob-sync", daemon=True)
+                self._thread.start()
+            else:
+                self._cv.notify()
+
+    def stop(self) -> None:
+        """No more syncs; returns once a sync under way has ended (may be called again)."""
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    while not self._stopped and self._written - self._synced < SYNC_EVERY_BYTES:
+                        self._cv.wait()
+                    if self._stopped:
+                        return
+                    target = self._written
+                _fdatasync(self._fd)
+                with self._cv:
+                    self._synced = target
+        except BaseException as exc:
+            self._on_failure(exc)
+
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
 def _commit(tmp: Path, final: Path) -> None:

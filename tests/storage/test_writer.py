@@ -1,5 +1,6 @@
 """storage/writer.py: a local put hashed and written by two threads of its own, with the event
-loop waiting only while too much is queued; failures on either side leave nothing."""
+loop waiting only while too much is queued, and synced to disk while it is written; failures
+on any side leave nothing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import hashlib
 import os
 import threading
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -17,13 +19,14 @@ from storage.writer import BACKLOG_BYTES, BlobWriter
 from tests.storage.streams import of
 
 MIB = 1024 * 1024
+PUT_THREADS = ("blob-hash", "blob-write", "blob-sync")
 
 
 async def put_threads() -> list[str]:
     """The put threads still running, a moment after a put ended (they end right after the
     put is told; no thread is left behind)."""
     for _ in range(500):
-        names = [t.name for t in threading.enumerate() if t.name in ("blob-hash", "blob-write")]
+        names = [t.name for t in threading.enumerate() if t.name in PUT_THREADS]
         if not names:
             break
         await asyncio.sleep(0.01)
@@ -103,4 +106,61 @@ async def test_a_temporary_file_that_cannot_be_made_is_an_error(tmp_path: Path) 
     with pytest.raises(OSError):
         await store.put(of(b"bytes"))
     assert everything(tmp_path) == {"tmp"}
+    assert await put_threads() == []
+
+
+async def test_a_large_put_is_synced_while_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SYNC_EVERY_BYTES the file's data is synced while more is still being written (the
+    writing thread waits for the first sync here, so that the test does not race it); a put
+    smaller than that is synced only by its commit."""
+    every = 512 * 1024
+    monkeypatch.setattr(writer_module, "SYNC_EVERY_BYTES", every)
+    synced_sizes: list[int] = []
+    first_sync = threading.Event()
+    waited: list[bool] = []
+    real_sync, real_write = writer_module._fdatasync, writer_module._write
+
+    def recording_sync(fd: int) -> None:
+        synced_sizes.append(os.fstat(fd).st_size)
+        real_sync(fd)
+        first_sync.set()
+
+    def write_then_wait(file: IO[bytes], piece: list[bytes]) -> None:
+        real_write(file, piece)
+        file.flush()
+        if os.fstat(file.fileno()).st_size >= 2 * every and not waited:
+            waited.append(first_sync.wait(10))
+
+    monkeypatch.setattr(writer_module, "_fdatasync", recording_sync)
+    monkeypatch.setattr(writer_module, "_write", write_then_wait)
+    store = LocalBlobStore(tmp_path)
+    chunks = [os.urandom(64 * 1024) for _ in range(64)]  # 4 MiB
+    stored = await store.put(of(*chunks))
+    data = b"".join(chunks)
+    assert store.path_of(stored.key).read_bytes() == data
+    assert synced_sizes, "no sync while the file was written"
+    assert all(every <= size < len(data) for size in synced_sizes), synced_sizes
+    assert await put_threads() == []
+
+    synced_sizes.clear()
+    small = await store.put(of(os.urandom(every - 1)))
+    assert small.size == every - 1 and synced_sizes == []
+
+
+async def test_a_failing_sync_fails_the_put_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Linux reports a write-back error once: a put whose sync failed is not committed."""
+
+    def failing_sync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(writer_module, "SYNC_EVERY_BYTES", 256 * 1024)
+    monkeypatch.setattr(writer_module, "_fdatasync", failing_sync)
+    store = LocalBlobStore(tmp_path)
+    with pytest.raises(OSError, match="Input/output error"):
+        await store.put(of(*[os.urandom(64 * 1024) for _ in range(64)]))
+    assert everything(tmp_path) == set()
     assert await put_threads() == []
