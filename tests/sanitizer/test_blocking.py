@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import sancorpus as c
 from sancorpus import Run
 
 from sanitizer import limits, sanitize
+from sanitizer.context import Context
+from sanitizer.detect import HEAD_BYTES
+from sanitizer.engine import process_file
+from sanitizer.report import Blocked
 
 ELF = b"\x7fELF\x02\x01\x01" + b"\x00" * 100
 LNK = b"L\x00\x00\x00\x01\x14\x02\x00" + b"\x00" * 100
@@ -66,3 +71,34 @@ def test_exactly_20_mib_is_parsed(tmp_path: Path) -> None:
     result = sanitize(path, filename="a.txt", output_path=tmp_path / "o")
     assert result.verdict == "clean"
     assert os.path.getsize(tmp_path / "o") == limits.MAX_INPUT_BYTES
+
+
+class CountingReader(io.FileIO):
+    """A file that counts the bytes read from it."""
+
+    read_bytes = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.read_bytes += len(chunk or b"")
+        return chunk or b""
+
+
+def test_a_large_file_of_no_supported_type_is_refused_from_its_head(tmp_path: Path) -> None:
+    """Only the head is read when the type has no disarmer; a supported type is read whole,
+    once."""
+    path = tmp_path / "data.bin"
+    path.write_bytes(os.urandom(8 * 1024 * 1024))
+    with CountingReader(path) as reader, pytest.raises(Blocked) as blocked:
+        process_file(reader, io.BytesIO(), Context("data.bin"))
+    assert blocked.value.code == "unsupported_type"
+    assert reader.read_bytes == HEAD_BYTES
+
+    text = ("市役所の会議資料です。\n" * 200_000).encode()  # > HEAD_BYTES
+    path.write_bytes(text)
+    out = io.BytesIO()
+    with CountingReader(path) as reader:
+        detected, mime = process_file(reader, out, Context("notes.txt"))
+    assert (detected, mime) == ("text/plain", "text/plain")
+    assert reader.read_bytes == HEAD_BYTES + len(text)  # the head, then the whole file once
+    assert out.getvalue().decode("utf-8").count("市役所") == 200_000
