@@ -12,7 +12,9 @@ so its children cost little here; ``bench/sanitize.py`` measures sanitising.
 Every batch sends the same payloads again (one per file of the batch), so from the second
 batch on both servers replace what they stored before: the app renames over its blob of the
 same bytes (same key), nginx over its file of the same name.  Replacing a 20 MiB file frees
-its cached pages (about 4-5 ms here, for either).
+its cached pages (about 4-5 ms here, for either).  Before every batch the kernel writes back
+all dirty pages (``sync``): nginx leaves its 160 MiB of a batch in the page cache, and the
+app's next batch, which fsyncs, would otherwise wait for them to reach the disk too.
 
 For each concurrency (1, 4, 8 uploads at once) batches of the app and of nginx alternate;
 each batch moves ``--mib-per-batch`` MiB.  Printed: MB/s (median, min-max over ``--runs``

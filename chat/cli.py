@@ -366,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(settings: Settings) -> None:
+    """The root logger at ``KAKEHASHI_LOG_LEVEL`` (uvicorn's loggers get it from its config):
+    at ``warning``, the app's per-request and per-attachment lines are not written at all."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    level = 5 if settings.log_level == "trace" else getattr(logging, settings.log_level.upper())
+    logging.getLogger().setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("sanitize", "worker"):
@@ -373,8 +381,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return sanitizer_main(argv)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    configure_logging(settings)
     if args.cmd == "serve":
         return cmd_serve(settings, args)
     if args.cmd == "migrate":

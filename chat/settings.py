@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     # heard from in ``dead_after_s`` (a dead connection is noticed within 60 s by default).
     ping_interval_s: float = 20.0
     dead_after_s: float = 60.0
-    log_level: str = "info"
+    # The app's and the web server's log level.
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     # Attachments (issue 5): where blobs live (a directory, file:// or s3://; empty: data_dir/
     # blobs), the sanitiser's job queue (memory:// in-process, or redis://… shared with
     # `kakehashi worker` processes; empty: redis_url if set, else memory://), the directory
