@@ -142,6 +142,34 @@ async def test_mention_reply_reaction_edit_and_recall(
     await expect(bob.get_by_text("「訓練」に置きました")).to_have_count(0)
 
 
+async def test_mention_list_stays_open_when_the_box_gets_its_focus_back(
+    world: World, browser_context: ContextFactory
+) -> None:
+    """The box blurs and is focused again (as the reply button does) and the list opens at
+    once: the close planned at the blur must not hide it, or Enter would send the message
+    instead of picking the name (a flaky CI failure of the test above)."""
+    await group_room(world)
+    bob = await sign_in(await browser_context(), "bob")
+    await bob.get_by_role("link", name=re.compile("防災訓練の準備")).click()
+    box = bob.get_by_role("combobox", name="メッセージ")
+    await expect(box).to_be_focused()
+    await box.evaluate(
+        """(input) => {
+            input.blur();
+            input.focus();
+            input.value = '@青木';
+            input.setSelectionRange(3, 3);
+            input.dispatchEvent(new Event('input', { bubbles: true }));
+        }"""
+    )
+    listbox = bob.get_by_role("listbox", name="メンションの候補")
+    await expect(listbox).to_be_visible()
+    await bob.wait_for_timeout(400)  # past the blur's 150 ms close
+    await expect(listbox).to_be_visible()
+    await box.press("Enter")
+    await expect(box).to_have_value("@alice ")
+
+
 async def test_xss_message_is_shown_as_text(world: World, browser_context: ContextFactory) -> None:
     room_id = await group_room(world)
     payload = "<img src=x onerror=alert(1)>"

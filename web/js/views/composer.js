@@ -35,7 +35,9 @@ export class Composer {
       onkeydown: (e) => this.onKeyDown(e),
       oninput: () => { this.resize(); this.suggest(); this.onTyping(); },
       onclick: () => this.suggest(),
-      onblur: () => setTimeout(() => this.close(), 150),
+      // Closed a moment after the box loses focus, unless it has it again by then (a click on
+      // the reply button blurs it and hands it back: the list opened since must stay).
+      onblur: () => setTimeout(() => { if (document.activeElement !== this.input) this.close(); }, 150),
     });
     this.replyBar = h('div', { class: 'reply-bar', hidden: true });
     this.sendButton = h('button', { type: 'submit', class: 'btn primary send', 'aria-label': t('composer.send') }, t('composer.send'));
