@@ -4,6 +4,12 @@ PostgreSQL (127.0.0.1:5432, database ``test``) and Redis (127.0.0.1:6379) are ex
 running; if they do not answer, this starts them with the commands this kind of machine uses.
 Extra arguments go to pytest (e.g. ``make test ARGS=-k resume`` is not supported; run
 ``.venv/bin/python -m scripts.test -k resume``).
+
+The two suites run at the same time on a machine with more than one CPU (each alone keeps
+about one core busy: much of a test is waiting for a server, a browser or a database), their
+lines prefixed with the backend's name; ``KAKEHASHI_TEST_SERIAL=1`` runs them one after the
+other.  They share nothing: every test has its own SQLite file or PostgreSQL database, its
+own Redis key prefix and ports the kernel picked.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from typing import IO
 
 PG = ("127.0.0.1", 5432)
 REDIS = ("127.0.0.1", 6379)
@@ -80,6 +88,41 @@ def run(step: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
         sys.exit(result.returncode)
 
 
+def _relay(prefix: str, stream: IO[str]) -> None:
+    for line in stream:
+        sys.stdout.write(f"{prefix} | {line}")
+        sys.stdout.flush()
+
+
+def run_together(steps: list[tuple[str, str, list[str], dict[str, str]]]) -> None:
+    """Run steps at once, each line of their output prefixed with the step's short name;
+    fail (with the first failing step's exit code) once all have ended."""
+    width = max(len(short) for short, *_ in steps)
+    running = []
+    for short, step, cmd, env in steps:
+        print(f"\n==> {step}: {' '.join(cmd)}", flush=True)
+        process = subprocess.Popen(
+            cmd,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        assert process.stdout is not None
+        relay = threading.Thread(target=_relay, args=(short.ljust(width), process.stdout))
+        relay.start()
+        running.append((step, process, relay, time.monotonic()))
+    failed = 0
+    for step, process, relay, started in running:
+        code = process.wait()
+        relay.join()
+        print(f"<== {step}: exit {code} in {time.monotonic() - started:.0f}s", flush=True)
+        failed = failed or code
+    if failed:
+        sys.exit(failed)
+
+
 def main() -> None:
     bin_dir = os.path.dirname(sys.executable)
     extra = sys.argv[1:]
@@ -87,16 +130,25 @@ def main() -> None:
     run("ruff check", [f"{bin_dir}/ruff", "check", "."])
     run("ruff format", [f"{bin_dir}/ruff", "format", "--check", "."])
     run("mypy", [f"{bin_dir}/mypy"])
-    run(
-        "pytest on SQLite (embedded default)",
-        [f"{bin_dir}/pytest", *extra],
-        {"KAKEHASHI_TEST_BACKEND": "sqlite"},
-    )
-    run(
-        "pytest on PostgreSQL + Redis (scale-out)",
-        [f"{bin_dir}/pytest", *extra],
-        {"KAKEHASHI_TEST_BACKEND": "postgres"},
-    )
+    suites = [
+        (
+            "sqlite",
+            "pytest on SQLite (embedded default)",
+            [f"{bin_dir}/pytest", *extra],
+            {"KAKEHASHI_TEST_BACKEND": "sqlite"},
+        ),
+        (
+            "postgres",
+            "pytest on PostgreSQL + Redis (scale-out)",
+            [f"{bin_dir}/pytest", *extra],
+            {"KAKEHASHI_TEST_BACKEND": "postgres"},
+        ),
+    ]
+    if os.environ.get("KAKEHASHI_TEST_SERIAL") == "1" or (os.cpu_count() or 1) < 2:
+        for _short, step, cmd, env in suites:
+            run(step, cmd, env)
+    else:
+        run_together(suites)
 
 
 if __name__ == "__main__":
