@@ -25,6 +25,7 @@ import xml.dom.expatbuilder
 import xml.dom.minidom
 import xml.sax.expatreader  # noqa: F401
 
+import cryptography.hazmat.backends.openssl  # noqa: F401  (msoffcrypto decrypting)
 import lxml.etree  # noqa: F401
 import msoffcrypto
 import msoffcrypto.format.doc97
@@ -37,7 +38,7 @@ import pikepdf  # noqa: F401
 import pillow_heif
 from PIL import Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401
 
-from sanitizer import core, detect, registry, sandbox  # noqa: F401
+from sanitizer import context, core, detect, engine, registry, sandbox  # noqa: F401
 
 Image.init()
 pillow_heif.register_heif_opener()
