@@ -12,6 +12,11 @@ export function currentSide() {
   return side;
 }
 const SAFE = new Set(['GET', 'HEAD']);
+// A read with no complete answer after this long is given up as a network error, which the
+// caller shows and may retry: a response lost on the way (a proxy, a phone changing networks)
+// would otherwise leave, say, history paging waiting for ever.  Writes are not timed out: an
+// upload on a slow line may take longer, and its outcome is not known until it answers.
+const READ_TIMEOUT_MS = 20000;
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -54,14 +59,27 @@ export async function api(method, path, { json, body, contentType } = {}) {
     init.body = body;
     if (contentType) headers['Content-Type'] = contentType;
   }
-  if (!SAFE.has(method)) headers['X-CSRF-Token'] = csrfToken();
+  let timer;
+  if (SAFE.has(method)) {
+    const abort = new AbortController();
+    timer = setTimeout(() => abort.abort(), READ_TIMEOUT_MS);
+    init.signal = abort.signal;
+  } else {
+    headers['X-CSRF-Token'] = csrfToken();
+  }
   let response;
+  let data = null;
   try {
     response = await fetch(path, init);
+    data = await response.json().catch((err) => {
+      if (init.signal?.aborted) throw err; // timed out while the body arrived
+      return null; // a body that is not JSON
+    });
   } catch {
     throw new ApiError(0, null);
+  } finally {
+    clearTimeout(timer);
   }
-  const data = await response.json().catch(() => null);
   if (!response.ok) {
     const err = new ApiError(response.status, data);
     if (response.status === 401 && !path.startsWith('/api/auth/login')) onUnauthenticated(err);

@@ -184,6 +184,8 @@ export class RoomView {
     const oldest = this.msgs.find((m) => m.seq);
     if (!oldest) return;
     this.loadingOlder = true;
+    this.olderFailed = false;
+    this.showBusy();
     this.topEl.textContent = t('room.loading');
     try {
       const page = await get(`/api/rooms/${this.roomId}/messages?before=${oldest.seq}&limit=${PAGE}`);
@@ -195,10 +197,13 @@ export class RoomView {
       this.trimBottom();
       this.history.scrollTop += oldest.el.getBoundingClientRect().top - top;
     } catch (err) {
+      this.olderFailed = true; // the top offers to ask again
       toast(err.text || t('error.unknown'), { error: true });
     } finally {
       this.loadingOlder = false;
+      this.showBusy();
       this.renderTop();
+      if (!this.olderFailed) this.pageOn();
     }
   }
 
@@ -207,6 +212,8 @@ export class RoomView {
     const newest = [...this.msgs].reverse().find((m) => m.seq);
     if (!newest) return;
     this.loadingNewer = true;
+    this.showBusy();
+    let failed = false;
     try {
       const page = await get(`/api/rooms/${this.roomId}/messages?after=${newest.seq}&limit=${PAGE}`);
       if (this.destroyed || !newest.el) return;
@@ -224,10 +231,29 @@ export class RoomView {
       }
       this.markReadSoon();
     } catch (err) {
+      failed = true;
       toast(err.text || t('error.unknown'), { error: true });
     } finally {
       this.loadingNewer = false;
+      this.showBusy();
+      // After a failure the button below jumps to the newest messages.
+      if (failed) this.newBelow.hidden = !this.hasAfter;
+      else this.pageOn();
     }
+  }
+
+  /** After a page: a view still at the end it grew from asks for the next page now (at an
+   * end a scroll event may never come, the view having nowhere to move). */
+  pageOn() {
+    requestAnimationFrame(() => {
+      if (!this.destroyed) this.onScroll();
+    });
+  }
+
+  /** The history says (aria-busy) while a page of it is on its way. */
+  showBusy() {
+    if (this.loadingOlder || this.loadingNewer) this.history.setAttribute('aria-busy', 'true');
+    else this.history.removeAttribute('aria-busy');
   }
 
   /** Show another stretch: the newest messages (seq null) or those around `seq`. */
@@ -382,6 +408,10 @@ export class RoomView {
 
   // -- rendering --------------------------------------------------------------------------
   renderTop() {
+    if (this.hasBefore && this.olderFailed && !this.loadingOlder) {
+      clear(this.topEl).append(h('button', { type: 'button', class: 'btn', onclick: () => this.loadOlder() }, t('room.load_again')));
+      return;
+    }
     this.topEl.textContent = this.hasBefore ? (this.loadingOlder ? t('room.loading') : '') : t('room.beginning');
   }
 
