@@ -49,7 +49,7 @@ export function setUnauthenticatedHandler(fn) {
   onUnauthenticated = fn;
 }
 
-export async function api(method, path, { json, body, contentType } = {}) {
+export async function api(method, path, { json, body, contentType, timeout = READ_TIMEOUT_MS } = {}) {
   const headers = {};
   const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
   if (json !== undefined) {
@@ -60,9 +60,9 @@ export async function api(method, path, { json, body, contentType } = {}) {
     if (contentType) headers['Content-Type'] = contentType;
   }
   let timer;
-  if (SAFE.has(method)) {
+  if (SAFE.has(method) && timeout) {
     const abort = new AbortController();
-    timer = setTimeout(() => abort.abort(), READ_TIMEOUT_MS);
+    timer = setTimeout(() => abort.abort(), timeout);
     init.signal = abort.signal;
   } else {
     headers['X-CSRF-Token'] = csrfToken();
@@ -88,5 +88,6 @@ export async function api(method, path, { json, body, contentType } = {}) {
   return data;
 }
 
-export const get = (path) => api('GET', path);
+/** `timeout`: milliseconds, 0 for none (a read that may take long, e.g. checking the whole audit log). */
+export const get = (path, { timeout } = {}) => api('GET', path, { timeout });
 export const post = (path, json) => api('POST', path, { json: json ?? {} });
