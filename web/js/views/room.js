@@ -187,6 +187,7 @@ export class RoomView {
     this.olderFailed = false;
     this.showBusy();
     this.topEl.textContent = t('room.loading');
+    let paged = false;
     try {
       const page = await get(`/api/rooms/${this.roomId}/messages?before=${oldest.seq}&limit=${PAGE}`);
       if (this.destroyed || !oldest.el) return;
@@ -194,16 +195,17 @@ export class RoomView {
       const top = oldest.el.getBoundingClientRect().top;
       this.hasBefore = page.has_before;
       this.insertPage(page.messages);
+      paged = true;
       this.trimBottom();
       this.history.scrollTop += oldest.el.getBoundingClientRect().top - top;
     } catch (err) {
-      this.olderFailed = true; // the top offers to ask again
       toast(err.text || t('error.unknown'), { error: true });
     } finally {
       this.loadingOlder = false;
+      this.olderFailed = !paged; // the top offers to ask again
       this.showBusy();
       this.renderTop();
-      if (!this.olderFailed) this.pageOn();
+      if (paged) this.pageOn();
     }
   }
 
@@ -213,13 +215,14 @@ export class RoomView {
     if (!newest) return;
     this.loadingNewer = true;
     this.showBusy();
-    let failed = false;
+    let paged = false;
     try {
       const page = await get(`/api/rooms/${this.roomId}/messages?after=${newest.seq}&limit=${PAGE}`);
       if (this.destroyed || !newest.el) return;
       const top = newest.el.getBoundingClientRect().top;
       this.hasAfter = page.has_after;
       this.insertPage(page.messages);
+      paged = true;
       this.trimTop();
       this.history.scrollTop += newest.el.getBoundingClientRect().top - top;
       if (!this.hasAfter) {
@@ -231,19 +234,17 @@ export class RoomView {
       }
       this.markReadSoon();
     } catch (err) {
-      failed = true;
       toast(err.text || t('error.unknown'), { error: true });
     } finally {
       this.loadingNewer = false;
       this.showBusy();
-      // After a failure the button below jumps to the newest messages.
-      if (failed) this.newBelow.hidden = !this.hasAfter;
-      else this.pageOn();
+      if (paged) this.pageOn();
+      else this.newBelow.hidden = !this.hasAfter; // it jumps to the newest messages
     }
   }
 
-  /** After a page: a view still at the end it grew from asks for the next page now (at an
-   * end a scroll event may never come, the view having nowhere to move). */
+  /** After a page came in: a view still at the end it grew from asks for the next page now
+   * (at an end a scroll event may never come, the view having nowhere to move). */
   pageOn() {
     requestAnimationFrame(() => {
       if (!this.destroyed) this.onScroll();
@@ -264,6 +265,7 @@ export class RoomView {
     this.list.replaceChildren();
     this.hasBefore = false;
     this.hasAfter = false;
+    this.olderFailed = false;
     this.newBelow.hidden = true;
     this.jumpSeq = seq;
     await this.load({ latest: !seq });
