@@ -141,7 +141,10 @@ async def test_a_large_put_is_synced_while_it_is_written(
     data = b"".join(chunks)
     assert store.path_of(stored.key).read_bytes() == data
     assert synced_sizes, "no sync while the file was written"
-    assert all(every <= size < len(data) for size in synced_sizes), synced_sizes
+    # The first sync came while the writer waited, mid-file; a later one may find the whole
+    # file written (a syncing thread behind the writer, under load), before the commit.
+    assert synced_sizes[0] < len(data), synced_sizes
+    assert all(every <= size <= len(data) for size in synced_sizes), synced_sizes
     assert await put_threads() == []
 
     synced_sizes.clear()
