@@ -1,6 +1,11 @@
 """Sanitiser benchmark: seconds, MB/s and peak memory for ~20 MiB office files and PDF, a
-12 MP JPEG, the per-job sandbox overhead, and a bare pikepdf open+save of the same PDF as
-the floor. All inputs are generated here.
+12 MP JPEG, the per-job sandbox overhead, the CPU of a refused job, and a bare pikepdf
+open+save of the same PDF as the floor. All inputs are generated here.
+
+The refused job is what every upload of an unsupported type costs (bench/upload.py's random
+payloads): 20 MiB of random bytes, refused from its head, ``--refused-jobs`` of them back to
+back; its CPU is the whole machine's busy time over them (``/proc/stat``: the forkserver, the
+children and the kernel's work for them, which the parent's own counters do not see).
 
 The PDF floor runs in-process (it is a bare open+save); the sanitiser's PDF time is shown both
 in the sandbox (what a job costs) and in-process (like for like), with the sandbox's fixed
@@ -155,6 +160,14 @@ def _sandbox_peak_rss_mib(path: Path, name: str, work: Path) -> float:
     return kib / 1024
 
 
+def _machine_busy_s() -> float:
+    """Seconds of CPU the whole machine has spent busy (not idle or waiting) since boot."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _spread(values: list[float]) -> str:
     return f"{min(values):.3f}-{max(values):.3f}"
 
@@ -164,6 +177,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--refused-jobs", type=int, default=100)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kakehashi-bench-"))
     samples = {
@@ -231,6 +245,18 @@ def main() -> None:
     print(
         f"sandbox: empty job {noop * 1000:.1f} ms; tiny file {boxed * 1000:.1f} ms in the sandbox"
         f" vs {bare_job * 1000:.1f} ms in-process: per-job overhead {overhead * 1000:.1f} ms"
+    )
+    refused = work / "random.bin"
+    refused.write_bytes(os.urandom(20 * 1024 * 1024))
+    time.sleep(0.5)  # let the writes above settle out of the machine's busy time
+    busy_before, start = _machine_busy_s(), time.perf_counter()
+    for _ in range(args.refused_jobs):
+        assert sanitize(refused, filename="x.bin", output_path=work / "r").verdict == "blocked"
+    wall = (time.perf_counter() - start) / args.refused_jobs
+    cpu = (_machine_busy_s() - busy_before) / args.refused_jobs
+    print(
+        f"refused job (20 MiB of random bytes, {args.refused_jobs} back to back): "
+        f"{wall * 1000:.1f} ms each, {cpu * 1000:.1f} ms of the machine's CPU each"
     )
     floor_s = statistics.median(floor)
     inproc_s = statistics.median(pdf_inproc)

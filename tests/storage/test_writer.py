@@ -86,6 +86,16 @@ async def test_the_loop_waits_while_more_than_the_backlog_is_queued(
     assert store.path_of(key).read_bytes() == data
 
 
+async def put_fails_leaving_nothing(tmp_path: Path, chunks: list[bytes], error: str) -> None:
+    """A put of ``chunks`` raises the OSError matching ``error`` and leaves no file, no
+    temporary file and no thread behind."""
+    store = LocalBlobStore(tmp_path)
+    with pytest.raises(OSError, match=error):
+        await store.put(of(*chunks))
+    assert everything(tmp_path) == set()
+    assert await put_threads() == []
+
+
 async def test_a_failing_disk_leaves_nothing_and_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,11 +103,9 @@ async def test_a_failing_disk_leaves_nothing_and_says_why(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(writer_module, "_write", full_disk)
-    store = LocalBlobStore(tmp_path)
-    with pytest.raises(OSError, match="No space left"):
-        await store.put(of(*[os.urandom(256 * 1024) for _ in range(12)]))
-    assert everything(tmp_path) == set()
-    assert await put_threads() == []
+    await put_fails_leaving_nothing(
+        tmp_path, [os.urandom(256 * 1024) for _ in range(12)], "No space left"
+    )
 
 
 async def test_a_temporary_file_that_cannot_be_made_is_an_error(tmp_path: Path) -> None:
@@ -162,8 +170,6 @@ async def test_a_failing_sync_fails_the_put_and_leaves_nothing(
 
     monkeypatch.setattr(writer_module, "SYNC_EVERY_BYTES", 256 * 1024)
     monkeypatch.setattr(writer_module, "_fdatasync", failing_sync)
-    store = LocalBlobStore(tmp_path)
-    with pytest.raises(OSError, match="Input/output error"):
-        await store.put(of(*[os.urandom(64 * 1024) for _ in range(64)]))
-    assert everything(tmp_path) == set()
-    assert await put_threads() == []
+    await put_fails_leaving_nothing(
+        tmp_path, [os.urandom(64 * 1024) for _ in range(64)], "Input/output error"
+    )

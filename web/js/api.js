@@ -59,13 +59,12 @@ export async function api(method, path, { json, body, contentType, timeout = REA
     init.body = body;
     if (contentType) headers['Content-Type'] = contentType;
   }
+  if (!SAFE.has(method)) headers['X-CSRF-Token'] = csrfToken();
   let timer;
   if (SAFE.has(method) && timeout) {
     const abort = new AbortController();
     timer = setTimeout(() => abort.abort(), timeout);
     init.signal = abort.signal;
-  } else {
-    headers['X-CSRF-Token'] = csrfToken();
   }
   let response;
   let data = null;

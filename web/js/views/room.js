@@ -184,7 +184,6 @@ export class RoomView {
     const oldest = this.msgs.find((m) => m.seq);
     if (!oldest) return;
     this.loadingOlder = true;
-    this.olderFailed = false;
     this.showBusy();
     this.topEl.textContent = t('room.loading');
     let paged = false;
