@@ -38,7 +38,7 @@ from chat.errors import (
 from chat.memory import Flag, LightQueue
 from chat.models import AuthSession, Event, Room, RoomMember, User, utcnow
 from chat.presence import Presence
-from chat.settings import RESUME_BUFFER_MAX, SEND_QUEUE_MAX
+from chat.settings import REPLAY_QUEUE_MAX, RESUME_BUFFER_MAX, SEND_QUEUE_MAX
 from chat.unit import event_frame
 from storage.tasks import cancel_all
 
@@ -125,6 +125,7 @@ class Connection:
         if not self.closed.is_set():
             self.close_code, self.close_reason = code, reason
             self.closed.set()
+            self.queue.wake_producer()  # a replay waiting for room stops
             if self.writer is not None:
                 self.writer.cancel()
 
@@ -251,18 +252,26 @@ class Hub:
         return dict(conn.delivered)
 
     async def replay(self, conn: Connection, room_id: int, after: int) -> None:
-        """Queue the room's events after ``after`` from the database, then go live."""
-        conn.syncing.setdefault(room_id, [])
+        """Queue the room's events after ``after`` from the database, then the live events
+        that came meanwhile, then go live.  It waits for queue room instead of dropping (it
+        is the client's own pace) and leaves room for the frames that follow."""
+        buffer = conn.syncing.setdefault(room_id, [])
         delivered = after
-        while not conn.closed.is_set():
+        while True:
             async with self.db.read_sessions() as s:
                 events = await _events_after(s, room_id, delivered, REPLAY_BATCH)
             for event in events:
-                # Replay waits for queue room instead of dropping: it is the client's own pace.
-                await _put_waiting(conn, event_frame(event))
+                if not await _put_paced(conn, room_id, buffer, event_frame(event)):
+                    return
                 delivered = event.seq
             if len(events) < REPLAY_BATCH:
                 break
+        while buffer:  # live events keep joining it while this waits for room
+            seq, frame = buffer.pop(0)
+            if seq > delivered:
+                if not await _put_paced(conn, room_id, buffer, frame):
+                    return
+                delivered = seq
         self._finish_sync(conn, room_id, delivered)
 
     def _finish_sync(self, conn: Connection, room_id: int, delivered: int) -> None:
@@ -483,13 +492,19 @@ def _chunks(items: list[int], size: int) -> list[list[int]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def _put_waiting(conn: Connection, frame: str) -> None:
-    while not conn.closed.is_set():
-        try:
-            conn.queue.put_nowait(frame)
-            return
-        except asyncio.QueueFull:
-            await asyncio.sleep(0.01)
+async def _put_paced(
+    conn: Connection, room_id: int, buffer: list[tuple[int, str]], frame: str
+) -> bool:
+    """Queue a replayed frame once the queue is below ``REPLAY_QUEUE_MAX``; False when the
+    connection closed or left the room (its sync ``buffer`` is no longer the room's)."""
+    queue = conn.queue
+    while True:
+        if conn.closed.is_set() or conn.syncing.get(room_id) is not buffer:
+            return False
+        if queue.qsize() < REPLAY_QUEUE_MAX:
+            queue.put_nowait(frame)
+            return True
+        await queue.wait_taken()
 
 
 def _frame_time(frame: str) -> float | None:

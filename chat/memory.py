@@ -19,14 +19,16 @@ T = TypeVar("T")
 class LightQueue(Generic[T]):
     """The part of ``asyncio.Queue`` the connections use: ``put_nowait`` (``QueueFull`` past
     ``maxsize`` when it is above zero), ``get``, ``get_nowait``, ``empty``, ``qsize``,
-    ``full``; items in order, getters served in order."""
+    ``full``; items in order, getters served in order.  In addition, one producer may wait
+    for an item to be taken (``wait_taken``) to go at the consumer's pace."""
 
-    __slots__ = ("_getters", "_items", "_maxsize")
+    __slots__ = ("_getters", "_items", "_maxsize", "_taken")
 
     def __init__(self, maxsize: int = 0) -> None:
         self._maxsize = maxsize
         self._items: deque[T] | None = None
         self._getters: list[asyncio.Future[None]] | None = None
+        self._taken: asyncio.Future[None] | None = None  # one producer waiting for room
 
     def qsize(self) -> int:
         return len(self._items) if self._items else 0
@@ -51,7 +53,24 @@ class LightQueue(Generic[T]):
         item = self._items.popleft()
         if not self._items:
             self._items = None  # an empty deque still holds a block of 64 slots
+        self.wake_producer()
         return item
+
+    async def wait_taken(self) -> None:
+        """Until an item is taken (or ``wake_producer`` is called): for the one producer
+        that paces itself to the consumer, rather than being refused at ``maxsize``."""
+        if self._taken is not None:
+            raise RuntimeError("one producer at a time may wait on a LightQueue")
+        self._taken = asyncio.get_running_loop().create_future()
+        try:
+            await self._taken
+        finally:
+            self._taken = None
+
+    def wake_producer(self) -> None:
+        taken = self._taken
+        if taken is not None and not taken.done():
+            taken.set_result(None)
 
     async def get(self) -> T:
         while not self._items:

@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MAX_MESSAGE_CHARS = 10_000
 MAX_FRAME_BYTES = 64 * 1024
 SEND_QUEUE_MAX = 256
+# A replay (a reconnect's catch-up) goes at the client's pace but fills the send queue only
+# this far, so the frames that follow it (synced, pong, live events) still find room.
+REPLAY_QUEUE_MAX = SEND_QUEUE_MAX // 2
 RESUME_BUFFER_MAX = 2_000
 HELLO_TIMEOUT_S = 10.0
 HISTORY_PAGE_MAX = 200

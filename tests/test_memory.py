@@ -50,3 +50,22 @@ async def test_flag_sets_waits_and_clears() -> None:
     flag.clear()
     assert not flag.is_set()
     assert await asyncio.wait_for(Flag(True).wait(), 1) is True
+
+
+async def test_a_producer_waits_until_an_item_is_taken_or_it_is_woken() -> None:
+    q: LightQueue[int] = LightQueue(2)
+    q.put_nowait(1)
+    waiting = asyncio.create_task(q.wait_taken())
+    await asyncio.sleep(0)
+    q.put_nowait(2)  # putting does not wake it
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    with pytest.raises(RuntimeError):
+        await q.wait_taken()  # one waiting producer at a time
+    assert await q.get() == 1
+    await asyncio.wait_for(waiting, 1)
+    woken = asyncio.create_task(q.wait_taken())
+    await asyncio.sleep(0)
+    q.wake_producer()  # e.g. the connection closed: nothing will be taken again
+    await asyncio.wait_for(woken, 1)
+    q.wake_producer()  # with nobody waiting, nothing happens

@@ -16,7 +16,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from chat import messages, rooms
 from chat.auth import authenticate, end_user_sessions
 from chat.broker import MemoryBroker
-from chat.settings import MAX_FRAME_BYTES
+from chat.hub import Connection
+from chat.settings import MAX_FRAME_BYTES, SEND_QUEUE_MAX
 from chat.unit import unit_of_work
 from tests.harness import Server, World, Ws, client_id
 
@@ -356,6 +357,58 @@ async def test_slow_client_is_dropped_while_others_receive_everything(world: Wor
     del room
     await carol.close()
     await bob.close()
+
+
+async def test_a_long_replay_to_a_slow_client_leaves_room_for_what_follows(
+    world: World,
+) -> None:
+    """A reconnect's replay goes at the client's pace; however slow the client, the frames
+    that follow it (synced, and live events sent meanwhile) find room in its send queue, so
+    the catch-up never ends with the client dropped as a slow consumer."""
+    services = world.server.services
+    assert services is not None
+    r = await world["alice"].api.post(
+        "/api/rooms", json={"name": "再接続", "member_ids": [world["bob"].id]}
+    )
+    group = r.json()["id"]
+    alice = await authenticate(services.db, world["alice"].token, "internet")
+    bob = await authenticate(services.db, world["bob"].token, "internet")
+    async with unit_of_work(services.db, MemoryBroker()) as uow:  # stored, not fanned out
+        for i in range(SEND_QUEUE_MAX + 100):
+            await messages.send_message(uow, alice, group, client_id=client_id(), body=f"{i}")
+
+    conn = Connection(bob.user.id, bob.session_id)
+    services.hub.register(conn)
+    taken: list[int] = []
+    replaying = True
+
+    async def read() -> None:
+        """The slowest client that still moves: it takes a frame only when the server has
+        stopped queueing (the queue did not change for a tick), until the replay is over."""
+        last = -1
+        while True:
+            await asyncio.sleep(0.002)
+            if conn.queue.qsize() and (conn.queue.qsize() == last or not replaying):
+                taken.append(json.loads(conn.queue.get_nowait()).get("seq", 0))
+            last = conn.queue.qsize()
+
+    reader = asyncio.create_task(read())
+    live = asyncio.create_task(send_rest(world, "alice", group, "再接続中の新着"))
+    await services.hub.subscribe(conn, {group: 0})
+    assert conn.push('{"type":"synced"}'), "the frame after the replay found no room"
+    replaying = False
+    last_seq = (await live)["seq"]
+    try:
+        async with asyncio.timeout(30):
+            while last_seq not in taken or conn.queue.qsize():
+                assert not conn.closed.is_set(), conn.close_reason
+                await asyncio.sleep(0.01)
+    finally:
+        reader.cancel()
+        services.hub.unregister(conn)
+    events = [seq for seq in taken if seq]
+    assert events == list(range(1, last_seq + 1))
+    assert not conn.closed.is_set()
 
 
 async def test_a_token_in_the_url_is_ignored(world: World) -> None:
