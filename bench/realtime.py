@@ -19,7 +19,10 @@ What it does, all in one invocation, every part in its own process:
    (publishers keep a fixed number of messages in flight, released by their own echo) and a
    fixed-rate run at half of Kakehashi's saturation rate.  Every body carries its send time
    (CLOCK_MONOTONIC, one clock for the whole machine), so every receiver measures
-   send→deliver latency; every receiver counts what it got, so lost = expected − received.
+   send→deliver latency; every receiver counts what it got, so lost = expected − received;
+4. Kakehashi only (the ceiling keeps no history): a client reconnects with ``since = 0`` for
+   a seeded room of 5,000 messages and is timed from its hello to ``synced`` while the
+   server replays them (events/s), five times (median).
 
 Targets (printed PASS/FAIL, never asserted): ≥ 15,000 idle connections in one app process at
 ≤ 30 KB each; a 1,000-member room at ≥ 0.6× the ceiling's deliveries/s; p99 ≤ 20 ms for a
@@ -73,6 +76,9 @@ FLOOD_IN_FLIGHT = 32  # messages in flight per room during saturation, over all 
 MAX_PUBLISHERS = 8
 PASSWORD = "Bench-password-2026"
 SESSION_TTL_DAYS = 2
+HISTORY_MESSAGES = 5_000  # about 20 s to seed
+HISTORY_BODY = "{}: 本日の窓口対応の記録です。午前は転入届、午後は証明書の交付が続きました。"
+CATCH_UP_RUNS = 5
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ async def _seed(users: int, out: Path) -> None:
 
     from sqlalchemy import insert, select
 
-    from chat import rooms
+    from chat import messages, rooms
     from chat.app import build_services, close_services
     from chat.auth import Principal, hash_token
     from chat.cli import prepare
@@ -165,12 +171,25 @@ async def _seed(users: int, out: Path) -> None:
                     [user_ids[i] for i in range(2, size + 1)],
                 )
                 room_ids[size] = room.id
+        # A history to replay: a two-member room with HISTORY_MESSAGES messages, sent through
+        # the domain as the app would (events, sequence numbers, search index), in one unit.
+        async with services.unit() as uow:
+            creator = await uow.session.get(User, user_ids[1])
+            assert creator is not None
+            author = Principal(creator, 0, "internet")
+            room = await rooms.create_group(uow, author, "履歴", [user_ids[2]])
+            for i in range(HISTORY_MESSAGES):
+                await messages.send_message(
+                    uow, author, room.id, client_id=f"history-{i}", body=HISTORY_BODY.format(i)
+                )
+            history_room = room.id
     finally:
         await close_services(services)
     world = {
         "tokens": {str(k): v for k, v in tokens.items()},
         "user_ids": {str(k): v for k, v in user_ids.items()},
         "rooms": {str(size): room_id for size, room_id in room_ids.items()},
+        "history_room": history_room,
     }
     out.write_text(json.dumps(world))
 
@@ -504,11 +523,19 @@ class RoomResult:
 
 
 @dataclass
+class CatchUp:
+    events: int
+    seconds: float
+    megabytes: float
+
+
+@dataclass
 class ServerResult:
     name: str
     idle: Idle | None = None
     rooms: dict[int, RoomResult] = field(default_factory=dict)
     dropped: dict[int, int] = field(default_factory=dict)
+    catch_up: list[CatchUp] = field(default_factory=list)
 
 
 def log(message: str) -> None:
@@ -666,6 +693,38 @@ def measure_rooms(
     workers.all("close", indexes=None)
 
 
+async def _catch_up_once(url: str, token: str, room_id: int) -> CatchUp:
+    """A client reconnecting with ``since = 0`` for one room: hello → every event replayed →
+    synced, timed from the hello."""
+    from websockets.asyncio.client import connect
+
+    async with connect(url, max_size=2**22, compression=None, open_timeout=30) as ws:
+        started = time.monotonic()
+        await ws.send(json.dumps({"type": "hello", "token": token, "since": {str(room_id): 0}}))
+        events, size = 0, 0
+        while True:
+            raw = await asyncio.wait_for(ws.recv(), WORKER_REPLY_TIMEOUT_S)
+            size += len(raw)
+            frame = json.loads(raw)
+            if frame.get("type") == "event" and frame.get("room_id") == room_id:
+                events += 1
+            elif frame.get("type") == "synced":
+                return CatchUp(events, time.monotonic() - started, size / 1e6)
+            elif frame.get("type") == "error":
+                raise RuntimeError(f"catch-up refused: {frame}")
+
+
+def measure_catch_up(result: ServerResult, url: str, token: str, room_id: int) -> None:
+    """The room's whole history replayed to one reconnecting client, ``CATCH_UP_RUNS`` times."""
+    for _ in range(CATCH_UP_RUNS):
+        run = asyncio.run(_catch_up_once(url, token, room_id))
+        result.catch_up.append(run)
+        log(
+            f"  catch-up: {run.events:,} events ({run.megabytes:.1f} MB) in {run.seconds:.2f} s,"
+            f" {run.events / run.seconds:,.0f} events/s"
+        )
+
+
 # -- the report ------------------------------------------------------------------------------
 
 
@@ -779,6 +838,15 @@ def report(ours: ServerResult, ceiling: ServerResult | None, profile: Profile, a
         row("  lost + duplicated (all runs)", lost_a, lost_b)
     if ours.rooms:
         row("messages lost, all rooms and runs", lost_total, None, 0, "0", lost_total == 0)
+    if ours.catch_up:
+        runs = ours.catch_up
+        row(
+            "catch-up: events replayed/s",
+            statistics.median(r.events / r.seconds for r in runs),
+            None,
+        )
+        row("  events replayed", statistics.median(r.events for r in runs), None)
+        row("  seconds to synced", statistics.median(r.seconds for r in runs), None, 2)
 
     head = ("", "kakehashi", "ceiling", "ratio", "target", "")
     widths = [max(len(r[k]) for r in [head, *rows]) for k in range(6)]
@@ -866,6 +934,8 @@ def run_bench(args: argparse.Namespace, profile: Profile, children: Children) ->
         if not args.idle_only:
             log("kakehashi: rooms")
             measure_rooms(workers, ours, rooms, url, profile, compression, None)
+            log(f"kakehashi: catch-up of {HISTORY_MESSAGES:,} messages")
+            measure_catch_up(ours, url, tokens[2], world["history_room"])
         if args.profile_server:
             log(f"server pid {server.pid} kept for profiling; press Enter to go on")
             input()
