@@ -359,6 +359,43 @@ async def test_slow_client_is_dropped_while_others_receive_everything(world: Wor
     await bob.close()
 
 
+async def history_room(world: World, count: int) -> int:
+    """A room of alice and bob holding ``count`` messages, stored but never fanned out."""
+    services = world.server.services
+    assert services is not None
+    r = await world["alice"].api.post(
+        "/api/rooms", json={"name": "再接続", "member_ids": [world["bob"].id]}
+    )
+    room_id: int = r.json()["id"]
+    alice = await authenticate(services.db, world["alice"].token, "internet")
+    async with unit_of_work(services.db, MemoryBroker()) as uow:
+        for i in range(count):
+            await messages.send_message(uow, alice, room_id, client_id=client_id(), body=f"{i}")
+    return room_id
+
+
+async def test_a_replay_stops_when_its_connection_is_closed(world: World) -> None:
+    """A client that reads nothing stalls its replay; closing the connection (revoked, lost
+    phone, heartbeat) ends the replay instead of leaving it waiting for good."""
+    services = world.server.services
+    assert services is not None
+    group = await history_room(world, SEND_QUEUE_MAX + 10)
+    bob = await authenticate(services.db, world["bob"].token, "internet")
+    conn = Connection(bob.user.id, bob.session_id)
+    services.hub.register(conn)
+    try:
+        replay = asyncio.create_task(services.hub.subscribe(conn, {group: 0}))
+        sizes = [-1]
+        while sizes[-1] != conn.queue.qsize():  # until the replay stops queueing
+            sizes.append(conn.queue.qsize())
+            await asyncio.sleep(0.05)
+        assert not replay.done() and 0 < sizes[-1] < SEND_QUEUE_MAX
+        conn.abort(4003, "session_revoked")
+        await asyncio.wait_for(replay, 5)
+    finally:
+        services.hub.unregister(conn)
+
+
 async def test_a_long_replay_to_a_slow_client_leaves_room_for_what_follows(
     world: World,
 ) -> None:
@@ -367,16 +404,8 @@ async def test_a_long_replay_to_a_slow_client_leaves_room_for_what_follows(
     the catch-up never ends with the client dropped as a slow consumer."""
     services = world.server.services
     assert services is not None
-    r = await world["alice"].api.post(
-        "/api/rooms", json={"name": "再接続", "member_ids": [world["bob"].id]}
-    )
-    group = r.json()["id"]
-    alice = await authenticate(services.db, world["alice"].token, "internet")
+    group = await history_room(world, SEND_QUEUE_MAX + 100)
     bob = await authenticate(services.db, world["bob"].token, "internet")
-    async with unit_of_work(services.db, MemoryBroker()) as uow:  # stored, not fanned out
-        for i in range(SEND_QUEUE_MAX + 100):
-            await messages.send_message(uow, alice, group, client_id=client_id(), body=f"{i}")
-
     conn = Connection(bob.user.id, bob.session_id)
     services.hub.register(conn)
     taken: list[int] = []
@@ -393,12 +422,12 @@ async def test_a_long_replay_to_a_slow_client_leaves_room_for_what_follows(
             last = conn.queue.qsize()
 
     reader = asyncio.create_task(read())
-    live = asyncio.create_task(send_rest(world, "alice", group, "再接続中の新着"))
-    await services.hub.subscribe(conn, {group: 0})
-    assert conn.push('{"type":"synced"}'), "the frame after the replay found no room"
-    replaying = False
-    last_seq = (await live)["seq"]
     try:
+        live = asyncio.create_task(send_rest(world, "alice", group, "再接続中の新着"))
+        await services.hub.subscribe(conn, {group: 0})
+        assert conn.push('{"type":"synced"}'), "the frame after the replay found no room"
+        replaying = False
+        last_seq = (await live)["seq"]
         async with asyncio.timeout(30):
             while last_seq not in taken or conn.queue.qsize():
                 assert not conn.closed.is_set(), conn.close_reason
