@@ -11,11 +11,13 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.db import json_text
 from chat.models import Event, Room, utcnow
 from chat.sides import current_side
 
@@ -33,20 +35,26 @@ class Unit:
         self.pending.append(encode_control(op, data))
 
 
+def frame_text(
+    room_id: int, seq: int, type_: str, payload_json: str, at: datetime, side: str | None
+) -> str:
+    """The websocket frame of an event whose payload is already JSON (as it is stored):
+    ``{"type":"event","room_id":…,"seq":…,"event":…,"data":…,"at":…,"side":…}``."""
+    return (
+        f'{{"type":"event","room_id":{room_id:d},"seq":{seq:d},"event":{json_text(type_)},'
+        f'"data":{payload_json},"at":{json_text(at.isoformat())},"side":{json_text(side)}}}'
+    )
+
+
 def event_frame(event: Event) -> str:
     """The event as the websocket frame every recipient receives."""
-    return json.dumps(
-        {
-            "type": "event",
-            "room_id": event.room_id,
-            "seq": event.seq,
-            "event": event.type,
-            "data": event.payload,
-            "at": event.created_at.isoformat(),
-            "side": event.side,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
+    return frame_text(
+        event.room_id,
+        event.seq,
+        event.type,
+        json_text(event.payload),
+        event.created_at,
+        event.side,
     )
 
 

@@ -11,6 +11,7 @@ import socket
 
 import pytest
 import websockets
+from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chat import messages, rooms
@@ -357,6 +358,38 @@ async def test_slow_client_is_dropped_while_others_receive_everything(world: Wor
     del room
     await carol.close()
     await bob.close()
+
+
+async def test_replayed_frames_are_the_frames_sent_live(world: World) -> None:
+    """A replay builds frames from the stored payload text; they carry what the live frames
+    carried, also for a payload stored ASCII-escaped (as rows written before payloads were
+    stored unescaped are)."""
+    services = world.server.services
+    assert services is not None
+    room = await direct_room(world, "alice", "bob")
+    bob = await Ws.connect(world.server, world["bob"].token)
+    sent = await send_rest(world, "alice", room, "窓口は 17:15 まで「受付」です")
+    await send_rest(world, "alice", room, 'quote " backslash \\ tab \t 𠮷')
+    await world["alice"].api.put(f"/api/messages/{sent['id']}/reactions/👍")
+    live = [await bob.expect("event", room_id=room) for _ in range(3)]
+    await bob.close()
+    first = live[0]["seq"]
+    async with services.db.session() as s:
+        await s.execute(
+            text("UPDATE events SET payload = :p WHERE room_id = :r AND seq = :q"),
+            {"p": json.dumps(live[0]["data"]), "r": room, "q": first},
+        )
+    bob = await Ws.connect(world.server, world["bob"].token, since={room: first - 1})
+    replayed = [f for f in bob.seen if f.get("type") == "event" and f["room_id"] == room]
+    assert replayed == live
+    await bob.close()
+    # and what is stored now is the text as it is, compact: the frame's bytes, not escapes
+    async with services.db.session() as s:
+        stored = await s.scalar(
+            text("SELECT CAST(payload AS TEXT) FROM events WHERE room_id = :r AND seq = :q"),
+            {"r": room, "q": first + 1},
+        )
+    assert "𠮷" in stored and '":"' in stored and '": "' not in stored
 
 
 async def history_room(world: World, count: int) -> int:
