@@ -407,21 +407,31 @@ async def history_room(world: World, count: int) -> int:
     return room_id
 
 
+async def bobs_connection(world: World) -> Connection:
+    """A connection of bob's registered with the hub, with no socket: the test reads its
+    queue."""
+    services = world.server.services
+    assert services is not None
+    bob = await authenticate(services.db, world["bob"].token, "internet")
+    conn = Connection(bob.user.id, bob.session_id)
+    services.hub.register(conn)
+    return conn
+
+
 async def test_a_replay_stops_when_its_connection_is_closed(world: World) -> None:
     """A client that reads nothing stalls its replay; closing the connection (revoked, lost
     phone, heartbeat) ends the replay instead of leaving it waiting for good."""
     services = world.server.services
     assert services is not None
     group = await history_room(world, SEND_QUEUE_MAX + 10)
-    bob = await authenticate(services.db, world["bob"].token, "internet")
-    conn = Connection(bob.user.id, bob.session_id)
-    services.hub.register(conn)
+    conn = await bobs_connection(world)
     try:
         replay = asyncio.create_task(services.hub.subscribe(conn, {group: 0}))
         sizes = [-1]
-        while sizes[-1] != conn.queue.qsize():  # until the replay stops queueing
-            sizes.append(conn.queue.qsize())
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(30):  # until the replay has queued and stopped
+            while not sizes[-1] or sizes[-1] != conn.queue.qsize():
+                sizes.append(conn.queue.qsize())
+                await asyncio.sleep(0.05)
         assert not replay.done() and 0 < sizes[-1] < SEND_QUEUE_MAX
         conn.abort(4003, "session_revoked")
         await asyncio.wait_for(replay, 5)
@@ -438,9 +448,7 @@ async def test_a_long_replay_to_a_slow_client_leaves_room_for_what_follows(
     services = world.server.services
     assert services is not None
     group = await history_room(world, SEND_QUEUE_MAX + 100)
-    bob = await authenticate(services.db, world["bob"].token, "internet")
-    conn = Connection(bob.user.id, bob.session_id)
-    services.hub.register(conn)
+    conn = await bobs_connection(world)
     taken: list[int] = []
     replaying = True
 
