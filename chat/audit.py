@@ -352,11 +352,7 @@ async def _snapshot(db: Database) -> AsyncIterator[AsyncSession]:
             await conn.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
-        async with conn.begin():
-            if not postgres:
-                # pysqlite begins a transaction only before a write; a read snapshot across
-                # several SELECTs needs one of its own (WAL: it never blocks the writer).
-                await conn.exec_driver_sql("BEGIN")
+        async with conn.begin():  # on SQLite the read engine begins a snapshot (chat.db)
             async with AsyncSession(bind=conn, expire_on_commit=False) as session:
                 yield session
 

@@ -100,14 +100,13 @@ def make_engine(url: str, *, writer: bool = True) -> AsyncEngine:
             cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
             cur.close()
 
-        if writer:
-
-            @event.listens_for(engine.sync_engine, "begin")
-            def _sqlite_begin(conn: Any) -> None:
-                # Writers take the write lock at BEGIN so that they queue up instead of
-                # failing on lock upgrade (SQLite's "database is locked").  Readers use
-                # another engine with plain deferred transactions (WAL: they never block).
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Writers take the write lock at BEGIN so that they queue up instead of failing on
+            # lock upgrade (SQLite's "database is locked").  Readers use another engine with
+            # plain deferred transactions (WAL: they never block), begun here because pysqlite
+            # would begin none before a SELECT: each SELECT would see another moment.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
         return engine
     return create_async_engine(
@@ -121,8 +120,15 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # Read-only work: on SQLite a second engine without the write lock; elsewhere the same.
-        self.read_engine = make_engine(url, writer=False) if self.is_sqlite else self.engine
+        # Read-only work sees one moment (a snapshot) across its statements: on SQLite a
+        # second engine whose transactions take no write lock; on PostgreSQL the same pool
+        # in REPEATABLE READ (READ COMMITTED would let a list's counts and its last messages
+        # come from either side of a commit).
+        self.read_engine = (
+            make_engine(url, writer=False)
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="REPEATABLE READ")
+        )
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         # SQLite has one writer at a time; in this process they queue here, never on the
         # database's own lock (which would wait on the loop's thread).
@@ -146,5 +152,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.read_engine is not self.engine:
+        if self.is_sqlite:
             await self.read_engine.dispose()

@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from chat.auth import authenticate
 from chat.messages import RECALLED_TEXT
 from chat.models import Event, Message, MessageEdit, Room, RoomMember
+from chat.rooms import list_my_rooms
 from chat.settings import MAX_MESSAGE_CHARS
 from tests.harness import Person, World, Ws, client_id, error_of
 
@@ -565,3 +567,23 @@ async def test_a_group_keeps_a_room_admin_and_a_personal_archive_tells_only_me(
     assert not [f for f in theirs.seen if f.get("type") == "notice"]
     await mine.close()
     await theirs.close()
+
+
+async def test_a_read_sees_one_moment_across_its_statements(world: World) -> None:
+    """A read (the room list: counts from one statement, last messages from another) sees one
+    snapshot: a message committed between two of its statements is in neither."""
+    services = world.server.services
+    assert services is not None
+    room_id = await group(world["alice"], "一貫性", world["bob"])
+    await send(world["alice"], room_id, "前")
+    bob = await authenticate(services.db, world["bob"].token, "internet")
+    in_room = select(func.count()).select_from(Message).where(Message.room_id == room_id)
+    async with services.read() as uow:
+        before = await uow.session.scalar(in_room)
+        await send(world["alice"], room_id, "途中")  # committed by another connection
+        assert await uow.session.scalar(in_room) == before == 1
+        summary = next(s for s in await list_my_rooms(uow, bob) if s.room.id == room_id)
+        assert summary.unread == 1 and summary.last_message is not None
+        assert summary.last_message.body == "前"
+    async with services.read() as uow:
+        assert await uow.session.scalar(in_room) == before + 1
