@@ -3,10 +3,11 @@ history paging with the unread divider, the XSS message, and nothing fetched fro
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.browser.conftest import ContextFactory, screenshot, sign_in
 from tests.harness import World, Ws, client_id
@@ -77,6 +78,47 @@ async def test_two_people_chat_in_real_time_and_see_read_counts(
     await expect(message(alice, "了解しました。")).to_be_visible()
     await expect(message(bob, "了解しました。").locator(".read-label")).to_have_text("既読 1")
     await screenshot(alice, "room")
+
+
+async def test_a_room_list_answer_older_than_a_live_message_keeps_its_unread_count(
+    world: World, browser_context: ContextFactory
+) -> None:
+    """A list refresh whose answer was taken before a message arrived live (CI once showed
+    the badge lost this way) does not take the room back: the unread count and the last
+    message stay."""
+    room_id = await group_room(world)
+    bob = await sign_in(await browser_context(), "bob")
+    bob_room = bob.get_by_role("link", name=re.compile("防災訓練の準備"))
+    await expect(bob_room).to_be_visible()
+    armed, answered, release = False, asyncio.Event(), asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        if not armed:
+            await route.continue_()
+            return
+        response = await route.fetch()  # the list as it is now: before the message
+        answered.set()
+        await release.wait()
+        await route.fulfill(response=response)
+
+    await bob.route(re.compile(r"/api/rooms$"), hold)
+    # A rename makes Bob's client refresh its list (its room.updated event).
+    armed = True
+    r = await world["alice"].api.patch(f"/api/rooms/{room_id}", json={"name": "防災訓練の準備(改)"})
+    assert r.status_code == 200, r.text
+    await asyncio.wait_for(answered.wait(), 15)
+    r = await world["alice"].api.post(
+        f"/api/rooms/{room_id}/messages", json={"client_id": client_id(), "body": "集合は9時"}
+    )
+    assert r.status_code == 201, r.text
+    await expect(bob_room).to_have_attribute("aria-label", re.compile("未読 1件"))
+    release.set()
+    # The held answer has been applied (it carries the new name) and took nothing back.
+    renamed = bob.get_by_role("link", name=re.compile(r"防災訓練の準備\(改\)"))
+    await expect(renamed).to_be_visible()
+    await expect(renamed).to_have_attribute("aria-label", re.compile("未読 1件"))
+    await expect(renamed).to_contain_text("集合は9時")
+    await bob.unroute(re.compile(r"/api/rooms$"))
 
 
 async def test_mention_reply_reaction_edit_and_recall(

@@ -17,6 +17,8 @@ import { RoomView } from './views/room.js';
 import { SearchView } from './views/search.js';
 
 const ROOM_REFRESH_MS = 400;
+/** What live events change on a listed room (onEvent), kept over an older list answer. */
+const LIVE_ROOM_FIELDS = ['last_seq', 'last_message', 'last_activity_at', 'unread', 'mentions'];
 
 export class App {
   constructor(root, me, { side = 'internet', restrictions = null, onSignedOut }) {
@@ -149,7 +151,16 @@ export class App {
   async loadRooms() {
     const data = await get('/api/rooms');
     const fresh = new Map();
-    for (const room of data.rooms) fresh.set(room.id, room);
+    for (const room of data.rooms) {
+      // The answer is one moment of the server (chat/db.py); live events that came after
+      // it already moved a room further: keep what they brought.
+      const known = this.rooms.get(room.id);
+      if (known && (known.last_seq || 0) > (room.last_seq || 0)) {
+        for (const key of LIVE_ROOM_FIELDS) room[key] = known[key];
+        room.read_seq = Math.max(room.read_seq || 0, known.read_seq || 0);
+      }
+      fresh.set(room.id, room);
+    }
     this.rooms = fresh;
   }
 
