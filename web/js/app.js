@@ -17,8 +17,6 @@ import { RoomView } from './views/room.js';
 import { SearchView } from './views/search.js';
 
 const ROOM_REFRESH_MS = 400;
-/** What live events change on a listed room (onEvent), kept over an older list answer. */
-const LIVE_ROOM_FIELDS = ['last_seq', 'last_message', 'last_activity_at', 'unread', 'mentions'];
 
 export class App {
   constructor(root, me, { side = 'internet', restrictions = null, onSignedOut }) {
@@ -89,7 +87,7 @@ export class App {
     this.loadApprovals();
   }
 
-  // -- approvals (release / outbound requests) ---------------------------------------------
+  // -- approvals (release / outbound requests) --
   async loadApprovals() {
     try {
       const data = await get('/api/approvals?state=all');
@@ -147,16 +145,14 @@ export class App {
     this.inboxLink.setAttribute('aria-label', this.toDecide ? t('inbox.nav_label_n', { n: this.toDecide }) : plain);
   }
 
-  // -- data ------------------------------------------------------------------------------
+  // -- data --
   async loadRooms() {
     const data = await get('/api/rooms');
     const fresh = new Map();
     for (const room of data.rooms) {
-      // The answer is one moment of the server (chat/db.py); live events that came after
-      // it already moved a room further: keep what they brought.
       const known = this.rooms.get(room.id);
-      if (known && (known.last_seq || 0) > (room.last_seq || 0)) {
-        for (const key of LIVE_ROOM_FIELDS) room[key] = known[key];
+      if (known?.last_seq > room.last_seq) { // live events went past this answer: keep theirs
+        for (const k of ['last_seq', 'last_message', 'last_activity_at', 'unread', 'mentions']) room[k] = known[k];
         room.read_seq = Math.max(room.read_seq || 0, known.read_seq || 0);
       }
       fresh.set(room.id, room);
@@ -221,7 +217,7 @@ export class App {
     }, ROOM_REFRESH_MS);
   }
 
-  // -- realtime ----------------------------------------------------------------------------
+  // -- realtime --
   onState(state) {
     this.shell.dataset.conn = state;
     const text = { offline: t('conn.offline'), connecting: t('conn.connecting'), syncing: t('conn.connecting'), online: '' }[state];
@@ -376,7 +372,7 @@ export class App {
     return t('login.session_ended');
   }
 
-  // -- shell -------------------------------------------------------------------------------
+  // -- shell --
   renderShell() {
     const langSelect = h('select', {
       class: 'lang-select', 'aria-label': t('settings.language'),
@@ -467,7 +463,7 @@ export class App {
     return [...source.values()].sort((a, b) => at(b) - at(a) || b.id - a.id);
   }
 
-  // -- room list: archived view and bulk actions --------------------------------------------
+  // -- room list: archived view and bulk actions --
   renderListTools() {
     this.listHeading = h('h2', { class: 'list-heading', id: 'room-list-heading' });
     this.archivedToggle = h('button', {
@@ -632,7 +628,7 @@ export class App {
     if (focusedPick) this.roomList.querySelector(`[data-pick-room="${CSS.escape(focusedPick)}"]`)?.focus();
   }
 
-  // -- routes ------------------------------------------------------------------------------
+  // -- routes --
   route() {
     const hash = window.location.hash || '#/';
     const [path, query = ''] = hash.slice(1).split('?');
@@ -668,7 +664,7 @@ export class App {
     this.inboxLink?.setAttribute('aria-current', parts[0] === 'inbox' ? 'page' : 'false');
   }
 
-  // -- settings and sign-out --------------------------------------------------------------
+  // -- settings and sign-out --
   openSettings() {
     const perm = notifier.permission();
     const permText = { granted: t('notify.state_granted'), denied: t('notify.state_denied'), default: t('notify.state_default'), unsupported: t('notify.state_unsupported') }[perm];

@@ -105,7 +105,7 @@ class UsersTab {
     return this.app.departments.find((d) => d.id === id)?.name || '';
   }
 
-  // -- users list -------------------------------------------------------------------------
+  // -- users list --
   buildUsers() {
     return h('section', { class: 'card users-card', 'aria-labelledby': 'users-title' },
       h('h2', { id: 'users-title' }, t('admin.users'), ' ', this.userCount),
@@ -169,7 +169,7 @@ class UsersTab {
     await this.loadUsers();
   }
 
-  // -- add one user -----------------------------------------------------------------------
+  // -- add one user --
   buildAddUser() {
     const field = (name, label, attrs = {}) => h('div', { class: 'field' },
       h('label', { for: `new-${name}` }, label),
@@ -225,7 +225,7 @@ class UsersTab {
     return h('section', { class: 'card', 'aria-labelledby': 'add-user-title' }, h('h2', { id: 'add-user-title' }, t('admin.add_user')), form);
   }
 
-  // -- CSV import -------------------------------------------------------------------------
+  // -- CSV import --
   buildImport() {
     // The native file button speaks the browser's language; ours speaks the screen's.
     const chosenName = h('span', { class: 'file-name' }, t('csv.no_file'));

@@ -43,7 +43,7 @@ export class AuditTab {
     await this.search();
   }
 
-  // -- filters ------------------------------------------------------------------------------
+  // -- filters --
   buildFilters() {
     const field = (id, label, control) => h('div', { class: 'field' }, h('label', { for: id }, label), control);
     this.actor = h('input', { id: 'audit-actor', autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false', placeholder: t('audit.actor_placeholder') });
@@ -95,7 +95,7 @@ export class AuditTab {
     }
   }
 
-  // -- the list -----------------------------------------------------------------------------
+  // -- the list --
   buildList() {
     return h('section', { class: 'card', 'aria-labelledby': 'audit-list-title' },
       h('h2', { id: 'audit-list-title' }, t('audit.entries')),
@@ -162,7 +162,7 @@ export class AuditTab {
       h('td', { class: 'details mono' }, details));
   }
 
-  // -- verify -------------------------------------------------------------------------------
+  // -- verify --
   buildVerify() {
     const button = h('button', {
       type: 'button', class: 'btn',

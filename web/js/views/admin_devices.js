@@ -31,7 +31,7 @@ export class DevicesTab {
     toast(err.text || t('error.unknown'), { error: true });
   }
 
-  // -- issue a code -------------------------------------------------------------------------
+  // -- issue a code --
   buildIssue() {
     const label = h('input', { id: 'code-label', maxlength: 100, autocomplete: 'off', placeholder: t('devices.label_placeholder') });
     const user = h('select', { id: 'code-user' },
@@ -86,7 +86,7 @@ export class DevicesTab {
     this.issued.querySelector('.code-box').scrollIntoView({ block: 'nearest' });
   }
 
-  // -- unused codes -------------------------------------------------------------------------
+  // -- unused codes --
   buildCodes() {
     return h('section', { class: 'card', 'aria-labelledby': 'codes-title' },
       h('h2', { id: 'codes-title' }, t('devices.codes')),
@@ -131,7 +131,7 @@ export class DevicesTab {
     if (!codes.length) this.codesBody.append(h('tr', null, h('td', { colspan: 5, class: 'hint' }, t('devices.no_codes'))));
   }
 
-  // -- devices ------------------------------------------------------------------------------
+  // -- devices --
   buildDevices() {
     return h('section', { class: 'card', 'aria-labelledby': 'devices-title' },
       h('h2', { id: 'devices-title' }, t('devices.devices')),

@@ -52,7 +52,7 @@ export class LicensesTab {
     toast(err.text || t('error.unknown'), { error: true });
   }
 
-  // -- pools --------------------------------------------------------------------------------
+  // -- pools --
   buildPools() {
     return h('section', { class: 'card', 'aria-labelledby': 'pools-title' },
       h('h2', { id: 'pools-title' }, t('licenses.pools')),
@@ -99,7 +99,7 @@ export class LicensesTab {
     }));
   }
 
-  // -- holders ------------------------------------------------------------------------------
+  // -- holders --
   buildHolders() {
     const filter = h('input', {
       type: 'search', id: 'holders-filter', autocomplete: 'off', placeholder: t('directory.filter_placeholder'),
@@ -186,7 +186,7 @@ export class LicensesTab {
     this.loadUsage();
   }
 
-  // -- move ---------------------------------------------------------------------------------
+  // -- move --
   buildMove() {
     const side = h('select', { id: 'move-side' }, SIDES.map((s) => h('option', { value: s }, sideName(s))));
     const from = h('select', { id: 'move-from', required: true });
@@ -224,7 +224,7 @@ export class LicensesTab {
     return h('section', { class: 'card', 'aria-labelledby': 'move-title' }, h('h2', { id: 'move-title' }, t('licenses.move_title')), form);
   }
 
-  // -- roster CSV ---------------------------------------------------------------------------
+  // -- roster CSV --
   buildImport() {
     const chosenName = h('span', { class: 'file-name' }, t('csv.no_file'));
     const file = h('input', {
@@ -267,7 +267,7 @@ export class LicensesTab {
     return h('section', { class: 'card', 'aria-labelledby': 'roster-title' }, h('h2', { id: 'roster-title' }, t('licenses.roster_title')), form, result);
   }
 
-  // -- quotas -------------------------------------------------------------------------------
+  // -- quotas --
   buildQuota() {
     const dept = h('select', { id: 'quota-dept', required: true },
       h('option', { value: '' }, t('licenses.choose_department')),
@@ -330,7 +330,7 @@ export class LicensesTab {
     return h('section', { class: 'card', 'aria-labelledby': 'qmove-title' }, h('h2', { id: 'qmove-title' }, t('licenses.quota_move_title')), form);
   }
 
-  // -- usage report -------------------------------------------------------------------------
+  // -- usage report --
   buildUsage() {
     return h('section', { class: 'card', 'aria-labelledby': 'usage-title' },
       h('div', { class: 'card-head' },

@@ -64,7 +64,7 @@ export class Composer {
       h('p', { id: this.hintId, class: 'composer-hint' }, t('composer.hint')));
   }
 
-  // -- files --------------------------------------------------------------------------------
+  // -- files --
   /** Check and start uploading these files (the button, a drop on the room). */
   addFiles(files) {
     const problems = [];

@@ -1,10 +1,7 @@
 // One room: history paged by sequence as you scroll up, a divider at the first unread, own
 // messages with read counts (who read / who has not on a click), replies, reactions, edit and
-// recall, and messages that show at once (pending) and turn "sent" when the server acks them.
-//
-// Attachments (./attachments.js) render inside the bubble below the text, their state kept
-// live from `attachment` events; a field report's location shows as coordinates.  Files
-// dropped anywhere on the room go to the composer.
+// recall, and messages that show at once (pending) and turn "sent" when the server acks them;
+// attachments (./attachments.js) in the bubble. docs/web.md has the rest.
 
 import { api, get } from '../api.js';
 import { clear, h, openDialog, toast } from '../dom.js';
@@ -56,7 +53,7 @@ export class RoomView {
     return this.app.me;
   }
 
-  // -- layout -----------------------------------------------------------------------------
+  // -- layout --
   build() {
     const summary = this.app.rooms.get(this.roomId);
     this.titleId = `room-title-${this.roomId}`;
@@ -118,7 +115,7 @@ export class RoomView {
     this.composer.addFiles(files);
   }
 
-  // -- loading ----------------------------------------------------------------------------
+  // -- loading --
   async load({ latest = false } = {}) {
     this.topEl.textContent = t('room.loading');
     try {
@@ -332,7 +329,7 @@ export class RoomView {
     if (m.client_id && this.byClient.get(m.client_id) === m) this.byClient.delete(m.client_id);
   }
 
-  // -- the model --------------------------------------------------------------------------
+  // -- the model --
   normalise(m) {
     return { ...m, reactions: m.reactions || {}, state: 'sent', attachments: this.mergeAttachments(m.attachments) };
   }
@@ -407,7 +404,7 @@ export class RoomView {
     }).filter((c) => c.login_id);
   }
 
-  // -- rendering --------------------------------------------------------------------------
+  // -- rendering --
   renderTop() {
     if (this.hasBefore && this.olderFailed && !this.loadingOlder) {
       clear(this.topEl).append(h('button', { type: 'button', class: 'btn', onclick: () => this.loadOlder() }, t('room.load_again')));
@@ -655,7 +652,7 @@ export class RoomView {
         h('button', { type: 'button', class: 'btn small', onclick: () => this.stopEdit(m) }, t('common.cancel'))));
   }
 
-  // -- actions ----------------------------------------------------------------------------
+  // -- actions --
   async send(body, replyTo, extra = {}) {
     if (this.hasAfter) {
       // We are reading an older stretch: jump to the newest first so the new message lands
@@ -772,7 +769,7 @@ export class RoomView {
     }
   }
 
-  // -- realtime ---------------------------------------------------------------------------
+  // -- realtime --
   onEvent(frame) {
     const data = frame.data || {};
     switch (frame.event) {
@@ -920,7 +917,7 @@ export class RoomView {
     }
   }
 
-  // -- scrolling and reading --------------------------------------------------------------
+  // -- scrolling and reading --
   nearBottom() {
     const hist = this.history;
     return hist.scrollHeight - hist.scrollTop - hist.clientHeight < NEAR_BOTTOM_PX;

@@ -215,7 +215,7 @@ export class RoomSettings {
       h('p', { class: 'hint' }, this.isGroup ? t('roomsettings.archive_hint') : t('roomsettings.direct_hint')));
   }
 
-  // -- actions ----------------------------------------------------------------------------
+  // -- actions --
   async run(fn) {
     this.showError(null);
     try {
