@@ -10,7 +10,7 @@ import pytest
 import sancorpus as c
 from sancorpus import Run
 
-from sanitizer import limits, sanitize
+from sanitizer import detect, limits, sanitize
 from sanitizer.context import Context
 from sanitizer.detect import HEAD_BYTES
 from sanitizer.engine import process_file
@@ -102,3 +102,39 @@ def test_a_large_file_of_no_supported_type_is_refused_from_its_head(tmp_path: Pa
     assert (detected, mime) == ("text/plain", "text/plain")
     assert reader.read_bytes == HEAD_BYTES + len(text)  # the head, then the whole file once
     assert out.getvalue().decode("utf-8").count("市役所") == 200_000
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "code"),
+    [
+        (bytes(16) + os.urandom(HEAD_BYTES), "data.bin", "unsupported_type"),
+        (b"<?xml version='1.0'?><root/>", "a.xml", "unsupported_type"),
+        (ELF, "tool", "executable"),
+        (b"MZ\x90\x00\x03" + b"\x00" * 200, "setup.exe", "executable"),
+        (c.pdf_benign(), "請求書.docx", "type_mismatch"),
+    ],
+)
+def test_a_refused_file_is_looked_at_by_libmagic_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: bytes, name: str, code: str
+) -> None:
+    """libmagic can take milliseconds over a head of binary; a refusal reports the type it
+    gave without asking it again."""
+    real = detect._magic()
+    calls: list[int] = []
+
+    class Counting:
+        def from_buffer(self, buffer: bytes) -> str:
+            calls.append(len(buffer))
+            return str(real.from_buffer(buffer))
+
+    monkeypatch.setattr(detect, "_magic", Counting)
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    with open(path, "rb") as untrusted, pytest.raises(Blocked) as blocked:
+        process_file(untrusted, io.BytesIO(), Context(name))
+    assert blocked.value.code == code
+    assert len(calls) == 1
+    if code != "type_mismatch":  # a mismatch reports the type the structure showed
+        assert blocked.value.detected_type == real.from_buffer(data[:HEAD_BYTES])
+    else:
+        assert blocked.value.detected_type == "application/pdf"
