@@ -4,7 +4,6 @@ lifespan (or a CLI command) from the settings and disposed of when it ends."""
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
@@ -20,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from chat.protocol import json_text
 
 SQLITE_BUSY_TIMEOUT_S = 5.0
 SQLITE_READ_POOL = 2
@@ -69,13 +70,6 @@ def _inline_sqlite_creator(url: str) -> Callable[[], Any]:
         return await InlineSQLiteConnection(connector, iter_chunk_size=64)
 
     return create
-
-
-def json_text(value: Any) -> str:
-    """Compact JSON with the characters as they are: what JSON columns store (half the bytes
-    of ASCII escapes for Japanese text) and what websocket frames carry, so that a stored
-    event payload goes into a frame as it is."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def make_engine(url: str, *, writer: bool = True) -> AsyncEngine:

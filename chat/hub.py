@@ -38,6 +38,7 @@ from chat.errors import (
 from chat.memory import Flag, LightQueue
 from chat.models import AuthSession, Event, Room, RoomMember, User, utcnow
 from chat.presence import Presence
+from chat.protocol import encode
 from chat.settings import REPLAY_QUEUE_MAX, RESUME_BUFFER_MAX, SEND_QUEUE_MAX
 from chat.unit import frame_text
 from storage.tasks import cancel_all
@@ -285,7 +286,7 @@ class Hub:
         """A personal notice (not part of any room's log) to every live connection of these
         users in this process: e.g. a release request for a supervisor, its answer for the
         requester.  Missed while offline, it is found again through the REST inbox."""
-        frame = json.dumps({"type": "notice", **notice}, ensure_ascii=False, separators=(",", ":"))
+        frame = encode({"type": "notice", **notice})
         for uid in user_ids:
             for conn in list(self.by_user.get(uid, ())):
                 conn.push(frame)

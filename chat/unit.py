@@ -7,7 +7,6 @@ half-written is ever visible.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chat.db import json_text
 from chat.models import Event, Room, utcnow
+from chat.protocol import json_text
 from chat.sides import current_side
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ def encode_event(event: Event) -> str:
 
 
 def encode_control(op: str, data: dict[str, Any]) -> str:
-    return "C\n" + json.dumps({"op": op, **data}, separators=(",", ":"))
+    return "C\n" + json_text({"op": op, **data})
 
 
 async def next_seq(uow: Unit, room_id: int, *, activity: bool = True) -> int:
